@@ -1,0 +1,69 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+
+export PATH := $(BIN):$(PATH)
+export PYTHONPATH := $(CURDIR)
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+FEED_PORT ?= 8810
+SANDBOX_PORT ?= 8801
+DATE ?=
+
+.PHONY: help install demo test run serve up sandbox e2e bench erase clean
+help:
+	@echo "make demo     run the whole pipeline once on the sandbox and the embedded SQLite warehouse"
+	@echo "make test     run the test suite"
+	@echo "make run      run the DAG once for the hour ending at DATE (default now) against AIRFLOW_CONN_GIFTPRO_DEFAULT"
+	@echo "make serve    run the converted.in feed service on FEED_PORT ($(FEED_PORT))"
+	@echo "make up       run Airflow (UI on :8080) with the GiftPro sandbox"
+	@echo "make sandbox  run the GiftPro sandbox on SANDBOX_PORT ($(SANDBOX_PORT))"
+	@echo "make bench    run the benchmarks"
+	@echo "make erase    EMAIL=... remove one person from the warehouse, the feed and staging"
+	@echo "make e2e      a distributed run: Airflow on PostgreSQL with Celery workers, REST trigger, backfill"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+test: install
+	scripts/test.sh
+
+run: install
+	$(BIN)/python scripts/run_dag.py $(if $(DATE),--date "$(DATE)")
+
+serve: install
+	$(BIN)/python -m include.feed_service --port $(FEED_PORT)
+
+sandbox: install
+	$(BIN)/python -m include.sandbox.giftpro --port $(SANDBOX_PORT)
+
+up: install
+	scripts/up.sh
+
+bench: install
+	$(BIN)/python bench/incremental.py
+	$(BIN)/python bench/feed.py
+
+e2e: install
+	$(BIN)/python scripts/e2e.py
+
+erase: install
+	@test -n "$(EMAIL)" || { echo "usage: make erase EMAIL=someone@example.com"; exit 2; }
+	$(BIN)/python -m include.erasure "$(EMAIL)"
+
+clean:
+	rm -rf data .airflow
