@@ -1,0 +1,174 @@
+"""Merging staged extracts into the order state, and the per source x domain watermarks.
+
+The order state keeps the latest version of every order, keyed by (source, domain, order_id):
+a version replaces the stored one when its ``changed_at`` is later, or equal with a greater
+``version_hash`` (so two versions stamped in the same second resolve the same way whichever
+arrives first). Loading the same extract twice, or extracts out of order, changes nothing.
+
+Every email whose orders change — the new version's email and, when an email was edited, the
+old one — is written to ``dirty_emails`` in the same transaction; the publish step works from that
+list, so a crash between load and publish loses nothing: the next publish completes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
+from include.warehouse import Cursor, Warehouse, now_epoch
+
+_KEY = ("source", "domain", "order_id")
+_PROFILE_KEY = ("source", "domain", "customer_ref")
+
+
+@dataclass(frozen=True)
+class LoadedWindow:
+    """What one extract covered: every order of (source, domain) changed in [lower, upper)."""
+
+    source: str
+    domain: str
+    lower: int | None  # epoch seconds; None = from the beginning of the source's history
+    upper: int
+
+
+def to_warehouse_rows(records: pa.Table) -> pa.Table:
+    """A staged table -> warehouse column types (epoch seconds, 0/1 flags)."""
+    columns = {}
+    for name in records.column_names:
+        column = records.column(name)
+        if pa.types.is_timestamp(column.type):
+            column = pc.cast(column, pa.int64())
+        elif pa.types.is_boolean(column.type):
+            column = pc.cast(column, pa.int8())
+        columns[name] = column
+    return pa.table(columns)
+
+
+def latest_versions(records: pa.Table, key: tuple[str, ...] = _KEY) -> pa.Table:
+    """One row per key: the latest version within the batch, by the order-state rule."""
+    if records.num_rows == 0:
+        return records
+    ordered = records.sort_by([(c, "ascending") for c in key] + [("changed_at", "ascending"), ("version_hash", "ascending")])
+    keys = [ordered.column(c) for c in key]
+    # A row is its key's latest when the next row has another key (or there is none).
+    n = ordered.num_rows
+    last = pa.array([True] * n)
+    if n > 1:
+        same = None
+        for k in keys:
+            eq = pc.equal(k.slice(0, n - 1), k.slice(1))
+            same = eq if same is None else pc.and_(same, eq)
+        last = pa.concat_arrays([pc.invert(same).combine_chunks(), pa.array([True])])
+    return ordered.filter(last)
+
+
+def load_orders(
+    wh: Warehouse,
+    orders: pa.Table,
+    windows: list[LoadedWindow],
+    run_id: str,
+    replace_domains: list[tuple[str, str]] = (),
+    profiles: pa.Table | None = None,
+    deleted: list[tuple[str, str, str]] = (),
+) -> dict:
+    """Merge `orders` (ORDER_SCHEMA) and `profiles` (PROFILE_SCHEMA) into the state, apply
+    deletions at the source, and advance the watermarks, atomically.
+
+    `replace_domains` first removes every stored order of those (source, domain) pairs (a rebuild
+    from scratch). `deleted` lists (source, domain, customer_ref) of customers the source has
+    deleted: their profile and every order of theirs go, and their customers are recomputed.
+    """
+    profiles = PROFILE_SCHEMA.empty_table() if profiles is None else profiles
+    with wh.transaction() as cur:
+        for source, domain in replace_domains:
+            for table in ("order_state", "source_customers"):
+                cur.execute(
+                    f"INSERT INTO dirty_emails (email_norm) SELECT DISTINCT email_norm FROM {table}"
+                    " WHERE source = ? AND domain = ? ON CONFLICT DO NOTHING",
+                    (source, domain),
+                )
+                cur.execute(f"DELETE FROM {table} WHERE source = ? AND domain = ?", (source, domain))
+        changed = _merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(orders)))
+        changed_profiles = _merge(
+            cur, "source_customers", _PROFILE_KEY, PROFILE_COLUMNS,
+            to_warehouse_rows(latest_versions(profiles, _PROFILE_KEY)),
+        )
+        removed = _delete_customers(cur, deleted)
+        for window in windows:
+            _advance_watermark(cur, window, run_id)
+    return {
+        "orders_in": orders.num_rows,
+        "orders_changed": changed,
+        "profiles_changed": changed_profiles,
+        "orders_deleted": removed,
+    }
+
+
+def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], rows: pa.Table) -> int:
+    if rows.num_rows == 0:
+        return 0
+    cur.temp_table("incoming", like=table)
+    cur.bulk_insert("incoming", columns, rows)
+    join = " AND ".join(f"o.{c} = i.{c}" for c in key)
+    cur.temp_table("winners", like=table)
+    cur.execute(
+        f"INSERT INTO winners SELECT i.* FROM incoming i LEFT JOIN {table} o ON {join}"
+        f" WHERE o.{key[-1]} IS NULL OR i.changed_at > o.changed_at"
+        " OR (i.changed_at = o.changed_at AND i.version_hash > o.version_hash)"
+    )
+    cur.execute("SELECT COUNT(*) FROM winners")
+    changed = cur.fetchone()[0]
+    if not changed:
+        return 0
+    win_join = " AND ".join(f"o.{c} = w.{c}" for c in key)
+    cur.execute(
+        "INSERT INTO dirty_emails (email_norm) SELECT DISTINCT email_norm FROM ("
+        " SELECT email_norm FROM winners"
+        f" UNION SELECT o.email_norm FROM {table} o JOIN winners w ON {win_join}"
+        ") changed_emails WHERE true ON CONFLICT DO NOTHING"
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    cur.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM winners"
+        f" WHERE true ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+    return changed
+
+
+def _delete_customers(cur: Cursor, deleted: list[tuple[str, str, str]]) -> int:
+    removed = 0
+    for source, domain, customer_ref in deleted:
+        for table in ("order_state", "source_customers"):
+            where = "source = ? AND domain = ? AND customer_ref = ?"
+            cur.execute(
+                f"INSERT INTO dirty_emails (email_norm) SELECT DISTINCT email_norm FROM {table} WHERE {where}"
+                " ON CONFLICT DO NOTHING",
+                (source, domain, customer_ref),
+            )
+            cur.execute(f"DELETE FROM {table} WHERE {where}", (source, domain, customer_ref))
+            if table == "order_state":
+                removed += max(cur.rowcount, 0)
+    return removed
+
+
+def _advance_watermark(cur: Cursor, window: LoadedWindow, run_id: str) -> None:
+    """Coverage stays contiguous: the watermark moves to `upper` only when the window started at
+    or before it (or covered the whole history); a window after a gap leaves it where it is."""
+    cur.execute("SELECT watermark FROM sync_state WHERE source = ? AND domain = ?", (window.source, window.domain))
+    row = cur.fetchone()
+    current = row[0] if row else None
+    if current is None:
+        new = window.upper if window.lower is None else None
+    elif window.lower is None or window.lower <= current:
+        new = max(current, window.upper)
+    else:
+        new = current
+    cur.execute(
+        "INSERT INTO sync_state (source, domain, watermark, updated_at, last_run_id) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (source, domain) DO UPDATE SET watermark = excluded.watermark,"
+        " updated_at = excluded.updated_at, last_run_id = excluded.last_run_id",
+        (window.source, window.domain, new, now_epoch(), run_id),
+    )

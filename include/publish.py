@@ -1,0 +1,226 @@
+"""Publishing the customer table: recompute the customers whose orders changed, atomically.
+
+One transaction: read the work list (``dirty_emails``, or every email on a rebuild or after the
+feed configuration changed), fetch all orders of those emails, aggregate them, give new
+customers the next ids of their feed, replace their rows in ``customers``, renumber the touched
+blocks, update the block counts and ``feed_meta``, and clear the work list. Readers see the
+previous publish until the commit, then this one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pyarrow as pa
+
+from include.config import FeedConfig
+from include.normalize import minor_to_major
+from include.transform import aggregate_customers
+from include.warehouse import BLOCK, CUSTOMER_COLUMNS, Cursor, Warehouse, now_epoch
+
+_ORDER_FIELDS = (
+    "source, domain, order_id, email_norm, created_at, successful, total_minor, currency,"
+    " first_name, last_name, phone, marketing_opt_in"
+)
+
+
+_PROFILE_FIELDS = "source, domain, customer_ref, email_norm, first_name, last_name, registered_at, changed_at"
+
+
+def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool = False) -> dict:
+    """Recompute and publish; returns a summary per feed (customers, orders, total) and timings."""
+    started = time.perf_counter()
+    with wh.transaction() as cur:
+        full = full or _config_changed(cur, config)
+        cur.temp_table("work", columns="email_norm TEXT PRIMARY KEY")
+        if full:
+            cur.execute(
+                "INSERT INTO work (email_norm) SELECT email_norm FROM order_state"
+                " UNION SELECT email_norm FROM source_customers UNION SELECT email FROM customers"
+            )
+        else:
+            cur.execute("INSERT INTO work (email_norm) SELECT email_norm FROM dirty_emails")
+        cur.execute("SELECT COUNT(*) FROM work")
+        recomputed = cur.fetchone()[0]
+
+        orders = _frame(cur, f"SELECT {_ORDER_FIELDS} FROM order_state WHERE email_norm IN (SELECT email_norm FROM work)")
+        profiles = _frame(cur, f"SELECT {_PROFILE_FIELDS} FROM source_customers WHERE email_norm IN (SELECT email_norm FROM work)")
+        customers = aggregate_customers(orders, config, profiles)
+        customers = _with_ids(cur, customers)
+        published = customers.loc[customers["accepts_marketing"].astype(bool)]
+
+        if full:
+            # Every customer is recomputed: rows of feeds no longer configured go too, and the
+            # block counts are rebuilt from nothing.
+            old = _frame(cur, "SELECT feed, id, pos, orders_count, total_spent_minor FROM customers WHERE 1 = 0")
+            cur.execute("DELETE FROM customers")
+            cur.execute("DELETE FROM feed_blocks")
+            cur.execute("DELETE FROM feed_meta")
+        else:
+            old = _frame(
+                cur,
+                "SELECT feed, id, pos, orders_count, total_spent_minor FROM customers"
+                " WHERE email IN (SELECT email_norm FROM work)",
+            )
+            cur.execute("DELETE FROM customers WHERE email IN (SELECT email_norm FROM work)")
+        cur.bulk_insert("customers", CUSTOMER_COLUMNS, _customer_rows(published, old))
+        first_moved = _apply_block_changes(cur, old, published)
+        totals = _refresh_meta(cur, config, first_moved, run_id)
+        cur.execute("DELETE FROM dirty_emails WHERE email_norm IN (SELECT email_norm FROM work)")
+        summary = _summary(cur, config, totals)
+    return {
+        "feeds": summary,
+        "recomputed_emails": recomputed,
+        "full": full,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _frame(cur: Cursor, statement: str, params=()) -> pd.DataFrame:
+    cur.execute(statement, params)
+    names = [d[0] for d in cur.description]
+    return pd.DataFrame.from_records(cur.fetchall(), columns=names)
+
+
+def _config_changed(cur: Cursor, config: FeedConfig) -> bool:
+    cur.execute("SELECT DISTINCT config_fingerprint FROM feed_meta")
+    seen = {r[0] for r in cur.fetchall()}
+    return bool(seen) and seen != {config.fingerprint}
+
+
+def _with_ids(cur: Cursor, customers: pd.DataFrame) -> pd.DataFrame:
+    """Attach each (feed, email)'s stable id, allocating the next ids of the feed to new ones."""
+    if customers.empty:
+        return customers.assign(id=pd.Series(dtype="int64"))
+    cur.temp_table("wanted", columns="feed TEXT, email_norm TEXT")
+    cur.bulk_insert("wanted", ["feed", "email_norm"], pa.Table.from_pandas(customers[["feed", "email_norm"]], preserve_index=False))
+    known = _frame(
+        cur,
+        "SELECT c.feed, c.email_norm, c.id FROM customer_ids c"
+        " JOIN wanted w ON w.feed = c.feed AND w.email_norm = c.email_norm",
+    )
+    merged = customers.merge(known, on=["feed", "email_norm"], how="left")
+    new = merged[merged["id"].isna()].sort_values(["feed", "registered_at", "email_norm"], kind="stable")
+    if not new.empty:
+        next_id = {}
+        for feed in new["feed"].unique():
+            cur.execute("SELECT MAX(id) FROM customer_ids WHERE feed = ?", (feed,))
+            next_id[feed] = cur.fetchone()[0] or 0
+        ids = []
+        for feed in new["feed"]:
+            next_id[feed] += 1
+            ids.append(next_id[feed])
+        merged.loc[new.index, "id"] = ids
+        allocated = pd.DataFrame({"feed": new["feed"].values, "email_norm": new["email_norm"].values, "id": ids})
+        cur.bulk_insert("customer_ids", ["feed", "email_norm", "id"], pa.Table.from_pandas(allocated, preserve_index=False))
+    merged["id"] = merged["id"].astype("int64")
+    return merged
+
+
+def _customer_rows(published: pd.DataFrame, old: pd.DataFrame) -> pa.Table:
+    """Rows to insert; a customer already in the feed keeps its `pos` (its block is renumbered
+    only if a row joined or left it)."""
+    pos = published[["feed", "id"]].merge(old[["feed", "id", "pos"]], on=["feed", "id"], how="left")["pos"]
+    return pa.table(
+        {
+            "feed": published["feed"].tolist(),
+            "id": pa.array(published["id"].tolist(), pa.int64()),
+            "email": published["email_norm"].tolist(),
+            "first_name": published["first_name"].tolist(),
+            "last_name": published["last_name"].tolist(),
+            "orders_count": pa.array(published["orders_count"].tolist(), pa.int64()),
+            "total_spent_minor": pa.array(published["total_spent_minor"].tolist(), pa.int64()),
+            "currency": published["currency"].tolist(),
+            "phone": pa.array(published["phone"].tolist(), pa.string()),
+            "registered_at": published["registered_at"].tolist(),
+            "gender": published["gender"].tolist(),
+            "pos": pa.array([None if pd.isna(p) else int(p) for p in pos], pa.int64()),
+        }
+    )
+
+
+def _apply_block_changes(cur: Cursor, old: pd.DataFrame, new: pd.DataFrame) -> dict[str, int]:
+    """Bring `feed_blocks` and `pos` up to date with the replaced rows.
+
+    Counts move by deltas (old rows out, new rows in); only blocks that a row joined or left are
+    renumbered, so a run of updates to existing customers and new customers (who get the
+    highest ids) touches one block or two, whatever the size of the feed. Returns, per feed,
+    the first block whose row count changed (running counts are refreshed from there).
+    """
+    columns = ["feed", "id", "orders_count", "total_spent_minor"]
+    rows = pd.concat(
+        [old[columns].assign(n=-1, sign=-1), new[columns].assign(n=1, sign=1)], ignore_index=True
+    )
+    if rows.empty:
+        return {}
+    rows["id"] = rows["id"].astype("int64")
+    rows["block"] = rows["id"] // BLOCK
+    rows["orders"] = rows["orders_count"].astype("int64") * rows["sign"]
+    rows["spent"] = rows["total_spent_minor"].astype("int64") * rows["sign"]
+    deltas = rows.groupby(["feed", "block"], sort=True)[["n", "orders", "spent"]].sum().reset_index()
+    cur.executemany(
+        "INSERT INTO feed_blocks (feed, block, n, orders, spent_minor, cum_before) VALUES (?, ?, ?, ?, ?, 0)"
+        " ON CONFLICT (feed, block) DO UPDATE SET n = feed_blocks.n + excluded.n,"
+        " orders = feed_blocks.orders + excluded.orders, spent_minor = feed_blocks.spent_minor + excluded.spent_minor",
+        [(f, int(b), int(n), int(o), int(sp)) for f, b, n, o, sp in deltas.itertuples(index=False)],
+    )
+    # Membership changed where an id is on one side only (an id on both sides stayed).
+    sides = rows.groupby(["feed", "id"])["sign"].sum()
+    moved = sides[sides != 0].reset_index()
+    moved = moved.assign(block=moved["id"].astype("int64") // BLOCK).groupby(["feed", "block"])["id"].min()
+    moved_blocks = [(feed, int(block)) for feed, block in moved.index]
+    for (feed, block), first_id in moved.items():
+        # Rows before the first id that joined or left keep their rank; renumber from there on.
+        cur.execute(
+            "UPDATE customers SET pos = r.new_pos FROM ("
+            " SELECT id, ? + (SELECT COUNT(*) FROM customers WHERE feed = ? AND id >= ? AND id < ?)"
+            "  + ROW_NUMBER() OVER (ORDER BY id) - 1 AS new_pos"
+            " FROM customers WHERE feed = ? AND id >= ? AND id < ?"
+            ") r WHERE customers.feed = ? AND customers.id = r.id",
+            (block * BLOCK, feed, block * BLOCK, int(first_id), feed, int(first_id), (block + 1) * BLOCK, feed),
+        )
+    cur.executemany("DELETE FROM feed_blocks WHERE feed = ? AND block = ? AND n = 0", moved_blocks)
+    first: dict[str, int] = {}
+    for feed, block in moved_blocks:
+        first.setdefault(feed, block)
+    return first
+
+
+def _refresh_meta(cur: Cursor, config: FeedConfig, first_moved: dict[str, int], run_id: str) -> dict[str, int]:
+    """Running counts from the first block whose size changed, and the feed totals."""
+    for feed, block in first_moved.items():
+        cur.execute(
+            "UPDATE feed_blocks SET cum_before = r.cum FROM ("
+            " SELECT block, COALESCE(SUM(n) OVER (ORDER BY block ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cum"
+            " FROM feed_blocks WHERE feed = ?) r WHERE feed_blocks.feed = ? AND feed_blocks.block = r.block AND feed_blocks.block >= ?",
+            (feed, feed, block),
+        )
+    totals = {}
+    for feed in config.feeds:
+        cur.execute("SELECT COALESCE(SUM(n), 0) FROM feed_blocks WHERE feed = ?", (feed.name,))
+        totals[feed.name] = int(cur.fetchone()[0])
+        cur.execute(
+            "INSERT INTO feed_meta (feed, total, config_fingerprint, published_at, run_id) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (feed) DO UPDATE SET total = excluded.total, config_fingerprint = excluded.config_fingerprint,"
+            " published_at = excluded.published_at, run_id = excluded.run_id",
+            (feed.name, totals[feed.name], config.fingerprint, now_epoch(), run_id),
+        )
+    return totals
+
+
+def _summary(cur: Cursor, config: FeedConfig, totals: dict[str, int]) -> dict[str, dict]:
+    out = {}
+    for feed in config.feeds:
+        cur.execute(
+            "SELECT COALESCE(SUM(orders), 0), COALESCE(SUM(spent_minor), 0) FROM feed_blocks WHERE feed = ?",
+            (feed.name,),
+        )
+        orders, spent = cur.fetchone()
+        out[feed.name] = {
+            "customers": totals[feed.name],
+            "orders": int(orders),
+            "total_spent": minor_to_major(int(spent), feed.currency),
+            "currency": feed.currency,
+        }
+    return out

@@ -1,0 +1,136 @@
+"""Staging: every extract as Parquet, one file set per source x domain x data interval.
+
+The staging root is a URL (``CUSTOMER_FEED_STAGING_URL``): ``file:///...`` by default, ``s3://``
+(or any fsspec filesystem) when workers run on several machines. Paths are plain strings handed
+between tasks through XCom, so no worker assumes another's local disk.
+
+Layout::
+
+    {root}/v{SCHEMA_VERSION}/{source}/domain={domain}/window={start}_{end}/orders.parquet
+                                                                          /quarantine.parquet
+                                                                          /profiles.parquet (sources with customer profiles)
+
+Re-running an interval replaces exactly that interval's directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.config import PROJECT_ROOT
+import pyarrow.compute as pc
+
+from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
+
+DEFAULT_STAGING_URL = f"file://{PROJECT_ROOT / 'data' / 'staging'}"
+
+
+def staging_root() -> str:
+    return os.environ.get("CUSTOMER_FEED_STAGING_URL") or DEFAULT_STAGING_URL
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def window_dir(root: str, source: str, domain: str, start: datetime, end: datetime) -> str:
+    return f"{root.rstrip('/')}/v{SCHEMA_VERSION}/{source}/domain={domain}/window={_stamp(start)}_{_stamp(end)}"
+
+
+@dataclass(frozen=True)
+class StagedFiles:
+    orders: str
+    quarantine: str
+    profiles: str | None = None
+
+
+def write_extract(
+    root: str, source: str, domain: str, start: datetime, end: datetime,
+    orders: pa.Table, quarantine: pa.Table, profiles: pa.Table | None = None, part: str = "",
+) -> StagedFiles:
+    """Replace the interval's files with these tables (schemas are checked, not coerced).
+
+    `part` names one of several extracts of the same interval (a batch of customers): each part
+    replaces only its own files.
+    """
+    for table, schema, name in ((orders, ORDER_SCHEMA, "orders"), (quarantine, QUARANTINE_SCHEMA, "quarantine"),
+                                (profiles, PROFILE_SCHEMA, "profiles")):
+        if table is not None and not table.schema.equals(schema):
+            raise ValueError(f"{name} do not match the {name} schema v{SCHEMA_VERSION}")
+    directory = window_dir(root, source, domain, start, end)
+    fs, path = fsspec.core.url_to_fs(directory)
+    suffix = f"-{part}" if part else ""
+    if not part and fs.exists(path):
+        fs.rm(path, recursive=True)
+    fs.makedirs(path, exist_ok=True)
+    files = StagedFiles(
+        orders=f"{directory}/orders{suffix}.parquet",
+        quarantine=f"{directory}/quarantine{suffix}.parquet",
+        profiles=f"{directory}/profiles{suffix}.parquet" if profiles is not None else None,
+    )
+    for table, url in ((orders, files.orders), (quarantine, files.quarantine), (profiles, files.profiles)):
+        if table is not None:
+            _write(fs, url, table)
+    return files
+
+
+def _write(fs, url: str, table: pa.Table) -> None:
+    # Written under a temporary name and renamed, so a killed task never leaves half a file
+    # under the final name (object stores write whole objects anyway).
+    _, final = fsspec.core.url_to_fs(url)
+    pq.write_table(table, final + ".tmp", filesystem=fs, compression="zstd")
+    fs.mv(final + ".tmp", final)
+
+
+def purge_customers(root: str, source: str, domain: str, customer_refs: list[str]) -> int:
+    """Rewrite every staged file of (source, domain) without the records of these customers
+    (deleted at the source: their data must not outlive them here). Returns rows removed."""
+    if not customer_refs:
+        return 0
+    refs = pa.array(sorted(set(customer_refs)), pa.string())
+    return _purge(f"{root.rstrip('/')}/v{SCHEMA_VERSION}/{source}/domain={domain}",
+                  lambda t: pc.fill_null(pc.is_in(t["customer_ref"], value_set=refs), False))
+
+
+def purge_email(root: str, email_norm: str) -> int:
+    """Rewrite every staged file of every source without the records of this email (erasure):
+    orders and profiles by their normalised email, quarantined records by their raw text."""
+    def matches(table: pa.Table):
+        if "email_norm" in table.column_names:
+            return pc.equal(table["email_norm"], email_norm)
+        return pc.match_substring(pc.utf8_lower(table["raw"]), email_norm)
+
+    return _purge(f"{root.rstrip('/')}/v{SCHEMA_VERSION}", matches)
+
+
+def _purge(base_url: str, matches) -> int:
+    fs, base = fsspec.core.url_to_fs(base_url)
+    removed = 0
+    for path in sorted(fs.glob(f"{base}/**/*.parquet")):
+        table = pq.read_table(path, filesystem=fs)
+        kept = table.filter(pc.invert(pc.fill_null(matches(table), False)))
+        if kept.num_rows != table.num_rows:
+            removed += table.num_rows - kept.num_rows
+            _write(fs, fs.unstrip_protocol(path), kept)
+    return removed
+
+
+def read_table(url: str, schema: pa.Schema) -> pa.Table:
+    fs, path = fsspec.core.url_to_fs(url)
+    table = pq.read_table(path, filesystem=fs)
+    return table.cast(schema)
+
+
+def read_tables(urls: list[str], schema: pa.Schema) -> pa.Table:
+    tables = [read_table(u, schema) for u in urls if u]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def read_orders(urls: list[str]) -> pa.Table:
+    return read_tables(urls, ORDER_SCHEMA)
