@@ -1,0 +1,78 @@
+"""Shared fixtures: an isolated Airflow home, and warehouses on SQLite and on real PostgreSQL.
+
+PostgreSQL is found through ``CUSTOMER_FEED_TEST_PG`` (default the local server,
+``postgresql://postgres@127.0.0.1:5432/test``). A test that needs it and cannot reach it fails
+with a message saying so; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+# Before anything imports airflow: a private home, no examples, no network at parse time.
+_HOME = Path(tempfile.mkdtemp(prefix="customer-feed-airflow-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+import pytest  # noqa: E402
+
+from include.warehouse import Warehouse  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("CUSTOMER_FEED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_connect(url: str):
+    import psycopg2
+
+    try:
+        return psycopg2.connect(url, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {url.split('@')[-1]} ({exc}). Start it, or point "
+            "CUSTOMER_FEED_TEST_PG at one (make test starts a throwaway cluster when the "
+            "PostgreSQL server binaries are installed).",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A fresh database on the test server for this session, dropped afterwards."""
+    admin = _pg_connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    name = f"customer_feed_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture
+def pg_warehouse(pg_database):
+    wh = Warehouse(pg_database)
+    wh.drop_all()
+    wh.create_schema()
+    yield wh
+    wh.close()
+
+
+@pytest.fixture
+def sqlite_warehouse(tmp_path):
+    wh = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    wh.create_schema()
+    yield wh
+    wh.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse(request):
+    """The same test on both dialects."""
+    return request.getfixturevalue(f"{request.param.replace('postgresql', 'pg')}_warehouse")
