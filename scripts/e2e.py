@@ -161,7 +161,7 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     api_proc = stack.start("api-server", [AIRFLOW, "api-server", "--port", str(api_port)], env)
     stack.start("scheduler", [AIRFLOW, "scheduler"], env)
     stack.start("dag-processor", [AIRFLOW, "dag-processor"], env)
-    stack.start("celery-worker", [AIRFLOW, "celery", "worker", "--concurrency", "4",
+    stack.start("celery-worker", [AIRFLOW, "celery", "worker", "--concurrency", os.environ.get("E2E_WORKER_CONCURRENCY", "8"),
                                   "--queues", env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]], env)
     wait_http(f"http://127.0.0.1:{api_port}/api/v2/version", seconds=120, proc=api_proc)
     api = Api(f"http://127.0.0.1:{api_port}")
@@ -191,7 +191,8 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     end = start + timedelta(hours=hours - 1)
     log(f"airflow backfill create: {hours} hourly runs from {start:%Y-%m-%d %H:%M}")
     subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "customer_feed", "--from-date", start.isoformat(),
-                    "--to-date", end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs", "2"],
+                    "--to-date", end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
+                    os.environ.get("E2E_BACKFILL_MAX_ACTIVE", "2")],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def backfill_done():
