@@ -11,6 +11,7 @@ the full-rebuild publish time for comparison. Warehouse: the embedded SQLite fil
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from include.publish import publish_customers  # noqa: E402
 from include.warehouse import Warehouse  # noqa: E402
 
 CHANGES = 1_000
+RUNS = 7  # incremental runs per size; the median is reported (a commit's fsync is noisy)
 
 
 def changed_run(history: pa.Table, seed: int) -> pa.Table:
@@ -58,7 +60,7 @@ def measure(url: str, size: int, config) -> dict:
     initial = time.perf_counter() - started
 
     runs = []
-    for i in range(3):
+    for i in range(RUNS):
         batch = changed_run(history, seed=i + 1)
         started = time.perf_counter()
         load_orders(wh, batch, [], f"incremental-{i}")
@@ -70,7 +72,7 @@ def measure(url: str, size: int, config) -> dict:
     rebuild = time.perf_counter() - started
     wh.drop_all()
     wh.close()
-    return {"size": size, "initial": initial, "incremental": sorted(runs)[1], "rebuild": rebuild}
+    return {"size": size, "initial": initial, "incremental": statistics.median(runs), "rebuild": rebuild}
 
 
 def main() -> None:
@@ -81,7 +83,7 @@ def main() -> None:
     config = load_config(Path(__file__).resolve().parent.parent / "config" / "feeds.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         url = args.warehouse or f"sqlite:///{tmp}/bench.db"
-        print(f"warehouse: {url.split('://')[0]}; {CHANGES} changed orders per run (median of 3 runs)")
+        print(f"warehouse: {url.split('://')[0]}; {CHANGES} changed orders per run (median of {RUNS} runs)")
         results = [measure(url, size, config) for size in args.sizes]
     for r in results:
         print(

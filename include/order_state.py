@@ -22,6 +22,7 @@ from include.warehouse import Cursor, Warehouse, now_epoch
 
 _KEY = ("source", "domain", "order_id")
 _PROFILE_KEY = ("source", "domain", "customer_ref")
+_INDEXED = ("email_norm", "customer_ref")  # non-key columns of the secondary indexes
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
         return 0
     cur.temp_table("incoming", like=table)
     cur.bulk_insert("incoming", columns, rows)
+    cur.analyze("incoming")
     join = " AND ".join(f"o.{c} = i.{c}" for c in key)
     cur.temp_table("winners", like=table)
     cur.execute(
@@ -123,6 +125,7 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
     changed = cur.fetchone()[0]
     if not changed:
         return 0
+    cur.analyze("winners")
     win_join = " AND ".join(f"o.{c} = w.{c}" for c in key)
     cur.execute(
         "INSERT INTO dirty_emails (email_norm) SELECT DISTINCT email_norm FROM ("
@@ -130,7 +133,15 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
         f" UNION SELECT o.email_norm FROM {table} o JOIN winners w ON {win_join}"
         ") changed_emails WHERE true ON CONFLICT DO NOTHING"
     )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    # Indexed columns are set only on the rows where they change (an edited email, a profile
+    # re-linked): assigning a column rewrites its index entry even when the value is the same.
+    indexed = [c for c in _INDEXED if c in columns and c not in key]
+    cur.execute(
+        f"UPDATE {table} SET {', '.join(f'{c} = w.{c}' for c in indexed)} FROM winners w"
+        f" WHERE {' AND '.join(f'{table}.{c} = w.{c}' for c in key)}"
+        f" AND ({' OR '.join(f'{table}.{c} IS DISTINCT FROM w.{c}' for c in indexed)})"
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key and c not in indexed)
     cur.execute(
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM winners"
         f" WHERE true ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
