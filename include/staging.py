@@ -21,11 +21,10 @@ from datetime import datetime, timezone
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include.config import PROJECT_ROOT
-import pyarrow.compute as pc
-
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 
 DEFAULT_STAGING_URL = f"file://{PROJECT_ROOT / 'data' / 'staging'}"
@@ -81,11 +80,28 @@ def write_extract(
 
 
 def _write(fs, url: str, table: pa.Table) -> None:
-    # Written under a temporary name and renamed, so a killed task never leaves half a file
-    # under the final name (object stores write whole objects anyway).
     _, final = fsspec.core.url_to_fs(url)
-    pq.write_table(table, final + ".tmp", filesystem=fs, compression="zstd")
-    fs.mv(final + ".tmp", final)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    if _is_local(fs):
+        # Under a temporary name, then renamed: a killed task never leaves half a file under
+        # the final name.
+        fs.pipe_file(final + ".tmp", buffer.getvalue().to_pybytes())
+        fs.mv(final + ".tmp", final)
+    else:
+        # An object store writes whole objects: one PUT, no rename (a copy and a delete there).
+        fs.pipe_file(final, buffer.getvalue().to_pybytes())
+
+
+def _is_local(fs) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+    return "file" in protocols or "local" in protocols
+
+
+def _read(fs, path: str) -> pa.Table:
+    # Staged files are small: one GET of the whole object beats the size probes and ranged
+    # reads of a seekable file on an object store.
+    return pq.read_table(pa.BufferReader(fs.cat_file(path)))
 
 
 def purge_customers(root: str, source: str, domain: str, customer_refs: list[str]) -> int:
@@ -113,7 +129,7 @@ def _purge(base_url: str, matches) -> int:
     fs, base = fsspec.core.url_to_fs(base_url)
     removed = 0
     for path in sorted(fs.glob(f"{base}/**/*.parquet")):
-        table = pq.read_table(path, filesystem=fs)
+        table = _read(fs, path)
         kept = table.filter(pc.invert(pc.fill_null(matches(table), False)))
         if kept.num_rows != table.num_rows:
             removed += table.num_rows - kept.num_rows
@@ -123,8 +139,7 @@ def _purge(base_url: str, matches) -> int:
 
 def read_table(url: str, schema: pa.Schema) -> pa.Table:
     fs, path = fsspec.core.url_to_fs(url)
-    table = pq.read_table(path, filesystem=fs)
-    return table.cast(schema)
+    return _read(fs, path).cast(schema)
 
 
 def read_tables(urls: list[str], schema: pa.Schema) -> pa.Table:

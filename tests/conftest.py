@@ -8,6 +8,7 @@ with a message saying so; it is never skipped.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -76,3 +77,40 @@ def sqlite_warehouse(tmp_path):
 def warehouse(request):
     """The same test on both dialects."""
     return request.getfixturevalue(f"{request.param.replace('postgresql', 'pg')}_warehouse")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3 endpoint over real HTTP (moto's server), for staging on object storage. s3fs finds
+    it the way a deployment points at MinIO or another S3-compatible store: AWS_ENDPOINT_URL_S3."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    settings = {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    yield settings["AWS_ENDPOINT_URL_S3"]
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
+
+
+@pytest.fixture(params=["file", "s3"])
+def staging_root(request, tmp_path):
+    """A staging root on the local disk, and one in an S3 bucket of its own."""
+    if request.param == "file":
+        return f"file://{tmp_path / 'staging'}"
+    import s3fs
+
+    request.getfixturevalue("s3_endpoint")
+    bucket = f"staging-{uuid.uuid4().hex[:10]}"
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
+    return f"s3://{bucket}/customer-feed"

@@ -1,14 +1,16 @@
-"""Staging: schemas enforced, re-runs replace the interval, parts, deleted customers purged."""
+"""Staging, on the local disk and on S3: schemas enforced, re-runs replace the interval, parts,
+deleted customers purged, an erased email gone from every file."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import fsspec
 import pyarrow as pa
 import pytest
 
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA
-from include.staging import purge_customers, read_orders, read_tables, write_extract
+from include.staging import purge_customers, purge_email, read_orders, read_tables, write_extract
 
 START = datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
 END = datetime(2026, 11, 1, 11, tzinfo=timezone.utc)
@@ -33,16 +35,22 @@ def quarantine(*refs):
     )
 
 
-def test_rerun_replaces_the_interval(tmp_path):
-    root = f"file://{tmp_path}"
+def staged_files(root: str) -> list[str]:
+    fs, base = fsspec.core.url_to_fs(root)
+    return sorted(fs.glob(f"{base}/**/*.parquet"))
+
+
+def test_rerun_replaces_the_interval(staging_root):
+    root = staging_root
     write_extract(root, "differentbreed", "events", START, END, orders("a", "b"), quarantine())
     files = write_extract(root, "differentbreed", "events", START, END, orders("c"), quarantine())
     assert read_orders([files.orders])["customer_ref"].to_pylist() == ["c"]
-    assert len(list(tmp_path.rglob("*.parquet"))) == 2
+    assert [f.rsplit("/", 1)[1] for f in staged_files(root)] == ["orders.parquet", "quarantine.parquet"]
+    assert files.orders.startswith(root.split("://")[0] + "://")
 
 
-def test_parts_replace_only_their_own_files(tmp_path):
-    root = f"file://{tmp_path}"
+def test_parts_replace_only_their_own_files(staging_root):
+    root = staging_root
     one = write_extract(root, "differentbreed", "events", START, END, orders("a"), quarantine(), part="batch-0")
     two = write_extract(root, "differentbreed", "events", START, END, orders("b"), quarantine(), part="batch-1")
     write_extract(root, "differentbreed", "events", START, END, orders("a2"), quarantine(), part="batch-0")
@@ -54,8 +62,8 @@ def test_schema_is_checked(tmp_path):
         write_extract(f"file://{tmp_path}", "giftpro", "1", START, END, orders("a").drop(["phone"]), quarantine())
 
 
-def test_purge_removes_a_deleted_customer_from_every_staged_file(tmp_path):
-    root = f"file://{tmp_path}"
+def test_purge_removes_a_deleted_customer_from_every_staged_file(staging_root):
+    root = staging_root
     profiles = pa.Table.from_pylist(
         [{"source": "differentbreed", "domain": "events", "customer_ref": r, "email_norm": f"{r}@example.com",
           "first_name": "A", "last_name": "B", "registered_at": START, "changed_at": START, "version_hash": "h"}
@@ -68,3 +76,14 @@ def test_purge_removes_a_deleted_customer_from_every_staged_file(tmp_path):
     assert read_orders([files.orders])["customer_ref"].to_pylist() == ["kept"]
     assert read_tables([files.profiles], PROFILE_SCHEMA)["customer_ref"].to_pylist() == ["kept"]
     assert read_tables([files.quarantine], QUARANTINE_SCHEMA).num_rows == 0
+
+
+def test_erasure_purges_an_email_from_every_staged_file(staging_root):
+    root = staging_root
+    write_extract(root, "differentbreed", "events", START, END, orders("erased", "kept"), quarantine())
+    later = write_extract(root, "differentbreed", "events", END, END.replace(hour=12), orders("erased"), quarantine())
+    assert purge_email(root, "erased@example.com") == 2
+    assert read_orders([later.orders]).num_rows == 0
+    assert len(staged_files(root)) == 4
+    remaining = read_orders([f"{root.split('://')[0]}://{f}" for f in staged_files(root) if "orders" in f])
+    assert remaining["customer_ref"].to_pylist() == ["kept"]
