@@ -1,14 +1,17 @@
 """`make e2e`: a real distributed run on this machine, as separate processes.
 
 Airflow on a fresh PostgreSQL metadata database with the CeleryExecutor over Redis — api-server,
-scheduler, dag-processor and a Celery worker — plus both sandboxes; the warehouse on PostgreSQL.
+scheduler, dag-processor and a Celery worker — plus both sandboxes; the warehouse on PostgreSQL,
+staging on S3 (a moto server over HTTP).
 It triggers customer_feed through the REST API and waits for success, runs
 `airflow backfill create` through the scheduler, then starts the feed service on the PostgreSQL
 warehouse and compares every served customer with the sandboxes' ground truth. It stops every
 process it started and drops the databases it created, whatever happens.
 
 PostgreSQL from CUSTOMER_FEED_TEST_PG, Redis from CUSTOMER_FEED_TEST_REDIS (database 5 is used
-and flushed). E2E_BACKFILL_HOURS sets the backfill's length (default 6 hourly runs).
+and flushed). E2E_BACKFILL_HOURS sets the backfill's length (default 72 hourly runs: three days),
+E2E_BACKFILL_MAX_ACTIVE how many of its runs may be active at once (default 8) and
+E2E_WORKER_CONCURRENCY the Celery worker's slots (default 8).
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ AIRFLOW = str(Path(PYTHON).parent / "airflow")
 PG = os.environ.get("CUSTOMER_FEED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("CUSTOMER_FEED_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 REDIS_DB = 5
+STAGING_URL = "s3://customer-feed-e2e/staging"
+
+
+def s3_filesystem(env: dict):
+    import s3fs
+
+    return s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
+                             endpoint_url=env["AWS_ENDPOINT_URL_S3"], skip_instance_cache=True)
 
 
 def log(message: str) -> None:
@@ -68,6 +79,21 @@ def wait_for(what: str, check, seconds: float, every: float = 2.0):
             return result
         time.sleep(every)
     raise TimeoutError(f"{what}: not within {seconds:.0f}s")
+
+
+def report_failures(run_id: str = "*") -> None:
+    """Print each failed task's last exception from its log, and where the logs are."""
+    logs = E2E / "airflow" / "logs"
+    for path in sorted(logs.glob(f"dag_id=customer_feed/run_id={run_id}/task_id=*/**/attempt=*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"Task failed with exception"' not in line:
+                continue
+            try:
+                error = json.loads(line)["error_detail"][0]
+            except (ValueError, KeyError, IndexError):
+                continue
+            log(f"{path.relative_to(logs)}: {error.get('exc_type')}: {error.get('exc_value')}")
+    log(f"task logs in {logs}")
 
 
 def run_state(api: Api, run_id: str) -> str:
@@ -108,7 +134,7 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     from include.sandbox.compare import feed_differences
     from include.sandbox.truth import expected_customers
 
-    api_port = free_port()
+    api_port, s3_port = free_port(), free_port()
     customer_list = E2E / "differentbreed_customers.csv"
     config_path = E2E / "feeds.yaml"
     config_path.write_text((ROOT / "config" / "feeds.yaml").read_text().replace(
@@ -137,7 +163,11 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
                                                      "port": int(base.rsplit(":", 1)[-1]) if base.count(":") > 1 else 5432,
                                                      "login": base.split("//")[1].split("@")[0].split(":")[0],
                                                      "schema": wh_db}),
-        "CUSTOMER_FEED_STAGING_URL": f"file://{E2E / 'staging'}",
+        # Staging on object storage (an S3 endpoint of its own, over HTTP): no task reads a
+        # worker's local disk.
+        "CUSTOMER_FEED_STAGING_URL": STAGING_URL,
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+        "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e", "AWS_DEFAULT_REGION": "us-east-1",
         "CUSTOMER_FEED_CONFIG": str(config_path),
         **DEMO_TOKENS,
     }
@@ -146,6 +176,11 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for name, slots, description in POOLS:
         subprocess.run([AIRFLOW, "pools", "set", name, slots, description], env=env, check=True, stdout=subprocess.DEVNULL)
+
+    s3_proc = stack.start("s3", [str(Path(PYTHON).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], env)
+    wait_http(f"{env['AWS_ENDPOINT_URL_S3']}/moto-api/", proc=s3_proc)
+    staging = s3_filesystem(env)
+    staging.mkdir(STAGING_URL.split("/")[2])
 
     gp_port, db_port = free_port(), free_port()
     stack.start("giftpro-sandbox", [PYTHON, "-m", "include.sandbox.giftpro", "--port", str(gp_port), "--orders", "800"], env)
@@ -161,7 +196,8 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     api_proc = stack.start("api-server", [AIRFLOW, "api-server", "--port", str(api_port)], env)
     stack.start("scheduler", [AIRFLOW, "scheduler"], env)
     stack.start("dag-processor", [AIRFLOW, "dag-processor"], env)
-    stack.start("celery-worker", [AIRFLOW, "celery", "worker", "--concurrency", os.environ.get("E2E_WORKER_CONCURRENCY", "8"),
+    stack.start("celery-worker", [AIRFLOW, "celery", "worker", "--concurrency",
+                                  os.environ.get("E2E_WORKER_CONCURRENCY", "8"),
                                   "--queues", env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]], env)
     wait_http(f"http://127.0.0.1:{api_port}/api/v2/version", seconds=120, proc=api_proc)
     api = Api(f"http://127.0.0.1:{api_port}")
@@ -182,17 +218,18 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     log(f"triggered {run['dag_run_id']} through the REST API")
     state = wait_for("the triggered run to finish", lambda: (s := run_state(api, run["dag_run_id"])) in ("success", "failed") and s, 600)
     if state != "success":
-        log(f"triggered run {state}; logs in {E2E / 'airflow' / 'logs'}")
+        log(f"triggered run {state}")
+        report_failures(run["dag_run_id"])
         return 1
     log(f"triggered run succeeded ({time.monotonic() - started:.0f}s since start)")
 
-    hours = int(os.environ.get("E2E_BACKFILL_HOURS", "6"))
+    hours = int(os.environ.get("E2E_BACKFILL_HOURS", "72"))
     start = hour - timedelta(days=3)
     end = start + timedelta(hours=hours - 1)
     log(f"airflow backfill create: {hours} hourly runs from {start:%Y-%m-%d %H:%M}")
     subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "customer_feed", "--from-date", start.isoformat(),
                     "--to-date", end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
-                    os.environ.get("E2E_BACKFILL_MAX_ACTIVE", "2")],
+                    os.environ.get("E2E_BACKFILL_MAX_ACTIVE", "8")],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def backfill_done():
@@ -202,11 +239,18 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
             return states
         return None
 
-    states = wait_for("the backfill runs", backfill_done, 900, every=5)
+    states = wait_for("the backfill runs", backfill_done, 1800, every=5)
     if any(s != "success" for s in states):
         log(f"backfill runs: {states}")
+        report_failures()
         return 1
     log(f"{len(states)} backfill runs succeeded ({time.monotonic() - started:.0f}s since start)")
+
+    staged = staging.glob(f"{STAGING_URL[len('s3://'):]}/**/*.parquet")
+    if not staged:
+        log(f"nothing staged under {STAGING_URL}")
+        return 1
+    log(f"{len(staged)} Parquet files staged under {STAGING_URL}")
 
     feed_port = free_port()
     service = stack.feed_service(feed_port, env)
