@@ -18,11 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
-from include.warehouse import Cursor, Warehouse, now_epoch
+from include.warehouse import Cursor, Warehouse, indexed_columns, now_epoch
 
 _KEY = ("source", "domain", "order_id")
 _PROFILE_KEY = ("source", "domain", "customer_ref")
-_INDEXED = ("email_norm", "customer_ref")  # non-key columns of the secondary indexes
 
 
 @dataclass(frozen=True)
@@ -135,12 +134,13 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
     )
     # Indexed columns are set only on the rows where they change (an edited email, a profile
     # re-linked): assigning a column rewrites its index entry even when the value is the same.
-    indexed = [c for c in _INDEXED if c in columns and c not in key]
-    cur.execute(
-        f"UPDATE {table} SET {', '.join(f'{c} = w.{c}' for c in indexed)} FROM winners w"
-        f" WHERE {' AND '.join(f'{table}.{c} = w.{c}' for c in key)}"
-        f" AND ({' OR '.join(f'{table}.{c} IS DISTINCT FROM w.{c}' for c in indexed)})"
-    )
+    indexed = [c for c in columns if c in indexed_columns(table) and c not in key]
+    if indexed:
+        cur.execute(
+            f"UPDATE {table} SET {', '.join(f'{c} = w.{c}' for c in indexed)} FROM winners w"
+            f" WHERE {' AND '.join(f'{table}.{c} = w.{c}' for c in key)}"
+            f" AND ({' OR '.join(f'{table}.{c} IS DISTINCT FROM w.{c}' for c in indexed)})"
+        )
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key and c not in indexed)
     cur.execute(
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM winners"

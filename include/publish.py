@@ -17,7 +17,7 @@ import pyarrow as pa
 from include.config import FeedConfig
 from include.normalize import minor_to_major
 from include.transform import aggregate_customers
-from include.warehouse import BLOCK, CUSTOMER_COLUMNS, Cursor, Warehouse, now_epoch
+from include.warehouse import BLOCK, CUSTOMER_COLUMNS, Cursor, Warehouse, indexed_columns, now_epoch
 
 _ORDER_FIELDS = (
     "source, domain, order_id, email_norm, created_at, successful, total_minor, currency,"
@@ -146,7 +146,7 @@ def _customer_rows(published: pd.DataFrame, old: pd.DataFrame) -> pa.Table:
     )
 
 
-_UPDATED = [c for c in CUSTOMER_COLUMNS if c not in ("feed", "id", "email", "pos")]
+_UPDATED = [c for c in CUSTOMER_COLUMNS if c not in ("feed", "id") and c not in indexed_columns("customers")]
 
 
 def _replace_customers(cur: Cursor, rows: pa.Table, old: pd.DataFrame) -> None:

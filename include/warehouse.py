@@ -259,7 +259,29 @@ def dialect_for(url: str) -> Dialect:
 # --------------------------------------------------------------------------- the warehouse
 
 
+# Secondary indexes, by table. Writers read them too: an upsert that assigns none of these
+# columns leaves every index untouched (see :func:`indexed_columns`).
+INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
+    "order_state": {"order_state_email": ("email_norm",), "order_state_customer": ("source", "domain", "customer_ref")},
+    "source_customers": {"source_customers_email": ("email_norm",)},
+    "customers": {"customers_pos": ("feed", "pos"), "customers_email": ("email",)},
+    "feed_blocks": {"feed_blocks_cum": ("feed", "cum_before")},
+}
+
+
+def indexed_columns(table: str) -> set[str]:
+    """Every column some secondary index of `table` covers."""
+    return {c for columns in INDEXES.get(table, {}).values() for c in columns}
+
+
 def _ddl(dialect: Dialect) -> list[str]:
+    return [*_tables(dialect), *(
+        f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})"
+        for table, indexes in INDEXES.items() for name, columns in indexes.items()
+    )]
+
+
+def _tables(dialect: Dialect) -> list[str]:
     def columns(names):
         return ",\n  ".join(f"{c} {_COLUMN_TYPES.get(c, 'TEXT')}" for c in names)
 
@@ -267,12 +289,9 @@ def _ddl(dialect: Dialect) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS order_state (
   {columns(ORDER_COLUMNS)},
   PRIMARY KEY (source, domain, order_id)){dialect.clustered}""",
-        "CREATE INDEX IF NOT EXISTS order_state_email ON order_state (email_norm)",
-        "CREATE INDEX IF NOT EXISTS order_state_customer ON order_state (source, domain, customer_ref)",
         f"""CREATE TABLE IF NOT EXISTS source_customers (
   {columns(PROFILE_COLUMNS)},
   PRIMARY KEY (source, domain, customer_ref))""",
-        "CREATE INDEX IF NOT EXISTS source_customers_email ON source_customers (email_norm)",
         "CREATE TABLE IF NOT EXISTS dirty_emails (email_norm TEXT PRIMARY KEY)",
         """CREATE TABLE IF NOT EXISTS sync_state (
   source TEXT NOT NULL, domain TEXT NOT NULL, watermark BIGINT, updated_at BIGINT NOT NULL,
@@ -285,13 +304,10 @@ def _ddl(dialect: Dialect) -> list[str]:
   last_name TEXT NOT NULL, orders_count INTEGER NOT NULL, total_spent_minor BIGINT NOT NULL,
   currency TEXT NOT NULL, phone TEXT, registered_at TEXT NOT NULL, gender TEXT NOT NULL,
   pos BIGINT, PRIMARY KEY (feed, id)){dialect.clustered}""",
-        "CREATE INDEX IF NOT EXISTS customers_pos ON customers (feed, pos)",
-        "CREATE INDEX IF NOT EXISTS customers_email ON customers (email)",
         """CREATE TABLE IF NOT EXISTS feed_blocks (
   feed TEXT NOT NULL, block BIGINT NOT NULL, n INTEGER NOT NULL, orders BIGINT NOT NULL,
   spent_minor BIGINT NOT NULL, cum_before BIGINT NOT NULL,
   PRIMARY KEY (feed, block))""",
-        "CREATE INDEX IF NOT EXISTS feed_blocks_cum ON feed_blocks (feed, cum_before)",
         """CREATE TABLE IF NOT EXISTS feed_meta (
   feed TEXT PRIMARY KEY, total BIGINT NOT NULL, config_fingerprint TEXT NOT NULL,
   published_at BIGINT NOT NULL, run_id TEXT)""",
