@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -83,7 +84,7 @@ def _write(fs, url: str, table: pa.Table) -> None:
     _, final = fsspec.core.url_to_fs(url)
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer, compression="zstd")
-    if _is_local(fs):
+    if isinstance(fs, LocalFileSystem):
         # Under a temporary name, then renamed: a killed task never leaves half a file under
         # the final name.
         fs.pipe_file(final + ".tmp", buffer.getvalue().to_pybytes())
@@ -91,11 +92,6 @@ def _write(fs, url: str, table: pa.Table) -> None:
     else:
         # An object store writes whole objects: one PUT, no rename (a copy and a delete there).
         fs.pipe_file(final, buffer.getvalue().to_pybytes())
-
-
-def _is_local(fs) -> bool:
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return "file" in protocols or "local" in protocols
 
 
 def _read(fs, path: str) -> pa.Table:

@@ -30,6 +30,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import fsspec
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.local_stack import (  # noqa: E402
@@ -43,13 +45,6 @@ PG = os.environ.get("CUSTOMER_FEED_TEST_PG", "postgresql://postgres@127.0.0.1:54
 REDIS = os.environ.get("CUSTOMER_FEED_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 REDIS_DB = 5
 STAGING_URL = "s3://customer-feed-e2e/staging"
-
-
-def s3_filesystem(env: dict):
-    import s3fs
-
-    return s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
-                             endpoint_url=env["AWS_ENDPOINT_URL_S3"], skip_instance_cache=True)
 
 
 def log(message: str) -> None:
@@ -179,8 +174,11 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
 
     s3_proc = stack.start("s3", [str(Path(PYTHON).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], env)
     wait_http(f"{env['AWS_ENDPOINT_URL_S3']}/moto-api/", proc=s3_proc)
-    staging = s3_filesystem(env)
-    staging.mkdir(STAGING_URL.split("/")[2])
+    # This process's own view of the bucket (the Airflow processes find it through their env).
+    staging, staging_path = fsspec.core.url_to_fs(
+        STAGING_URL, key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"], skip_instance_cache=True)
+    staging.mkdir(staging_path.split("/")[0])
 
     gp_port, db_port = free_port(), free_port()
     stack.start("giftpro-sandbox", [PYTHON, "-m", "include.sandbox.giftpro", "--port", str(gp_port), "--orders", "800"], env)
@@ -246,7 +244,7 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
         return 1
     log(f"{len(states)} backfill runs succeeded ({time.monotonic() - started:.0f}s since start)")
 
-    staged = staging.glob(f"{STAGING_URL[len('s3://'):]}/**/*.parquet")
+    staged = staging.glob(f"{staging_path}/**/*.parquet")
     if not staged:
         log(f"nothing staged under {STAGING_URL}")
         return 1

@@ -8,7 +8,6 @@ with a message saying so; it is never skipped.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -85,9 +84,9 @@ def s3_endpoint():
     it the way a deployment points at MinIO or another S3-compatible store: AWS_ENDPOINT_URL_S3."""
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from scripts.local_stack import free_port
+
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     settings = {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
