@@ -49,7 +49,7 @@ serve: install
 	$(BIN)/python -m include.feed_service --port $(FEED_PORT)
 
 sandbox: install
-	$(BIN)/python -m include.sandbox.giftpro --port $(SANDBOX_PORT)
+	$(BIN)/python -m sandbox.giftpro --port $(SANDBOX_PORT)
 
 up: install
 	scripts/up.sh

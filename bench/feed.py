@@ -29,7 +29,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from include.warehouse import BLOCK, CUSTOMER_COLUMNS, Warehouse  # noqa: E402
+from include.warehouse import Warehouse  # noqa: E402
+from include.warehouse.ddl import BLOCK, CUSTOMER_COLUMNS  # noqa: E402
 from scripts.local_stack import free_port, wait_http  # noqa: E402
 
 FEED = "ampress"
@@ -44,26 +45,49 @@ def load(wh: Warehouse, n: int, chunk: int = 500_000) -> float:
         for first in range(1, n + 1, chunk):
             ids = np.arange(first, min(first + chunk, n + 1), dtype=np.int64)
             rows = len(ids)
-            cur.bulk_insert("customers", CUSTOMER_COLUMNS, pa.table({
-                "feed": pa.array([FEED] * rows), "id": ids,
-                "email": pa.array(np.char.add(np.char.add("customer", ids.astype(str)), "@example.com")),
-                "first_name": pa.array(["Zoë"] * rows), "last_name": pa.array(["Brontë"] * rows),
-                "orders_count": pa.array(np.ones(rows, dtype=np.int64)), "total_spent_minor": ids * 7 % 50_000,
-                "currency": pa.array(["GBP"] * rows), "phone": pa.nulls(rows, pa.string()),
-                "registered_at": pa.array(["2026-01-01 10:00:00"] * rows), "gender": pa.array(["unknown"] * rows),
-                "pos": ids,  # dense ids: pos = block * BLOCK + rank = id
-            }))
+            cur.bulk_insert(
+                "customers",
+                CUSTOMER_COLUMNS,
+                pa.table(
+                    {
+                        "feed": pa.array([FEED] * rows),
+                        "id": ids,
+                        "email": pa.array(np.char.add(np.char.add("customer", ids.astype(str)), "@example.com")),
+                        "first_name": pa.array(["Zoë"] * rows),
+                        "last_name": pa.array(["Brontë"] * rows),
+                        "orders_count": pa.array(np.ones(rows, dtype=np.int64)),
+                        "total_spent_minor": ids * 7 % 50_000,
+                        "currency": pa.array(["GBP"] * rows),
+                        "phone": pa.nulls(rows, pa.string()),
+                        "registered_at": pa.array(["2026-01-01 10:00:00"] * rows),
+                        "gender": pa.array(["unknown"] * rows),
+                        "pos": ids,  # dense ids: pos = block * BLOCK + rank = id
+                    }
+                ),
+            )
         loaded = time.perf_counter() - started
         blocks = np.arange(0, n // BLOCK + 1, dtype=np.int64)
         counts = np.array([min((b + 1) * BLOCK, n + 1) - max(b * BLOCK, 1) for b in blocks], dtype=np.int64)
         keep = counts > 0
         blocks, counts = blocks[keep], counts[keep]
-        cur.bulk_insert("feed_blocks", ["feed", "block", "n", "orders", "spent_minor", "cum_before"], pa.table({
-            "feed": pa.array([FEED] * len(blocks)), "block": blocks, "n": counts, "orders": counts,
-            "spent_minor": np.zeros(len(blocks), dtype=np.int64), "cum_before": np.cumsum(counts) - counts,
-        }))
-        cur.execute("INSERT INTO feed_meta (feed, total, config_fingerprint, published_at, run_id) VALUES (?, ?, ?, ?, ?)",
-                    (FEED, n, "bench", int(time.time()), "bench"))
+        cur.bulk_insert(
+            "feed_blocks",
+            ["feed", "block", "n", "orders", "spent_minor", "cum_before"],
+            pa.table(
+                {
+                    "feed": pa.array([FEED] * len(blocks)),
+                    "block": blocks,
+                    "n": counts,
+                    "orders": counts,
+                    "spent_minor": np.zeros(len(blocks), dtype=np.int64),
+                    "cum_before": np.cumsum(counts) - counts,
+                }
+            ),
+        )
+        cur.execute(
+            "INSERT INTO feed_meta (feed, total, config_fingerprint, published_at, run_id) VALUES (?, ?, ?, ?, ?)",
+            (FEED, n, "bench", int(time.time()), "bench"),
+        )
     with wh.transaction() as cur:
         cur.execute("ANALYZE customers")
     return n / loaded
@@ -79,7 +103,9 @@ def timed_page(url: str, page: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pg", default=os.environ.get("CUSTOMER_FEED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg", default=os.environ.get("CUSTOMER_FEED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     parser.add_argument("--customers", type=int, default=3_000_000)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
@@ -99,10 +125,19 @@ def main() -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as config:
             config.write(Path(__file__).resolve().parent.parent.joinpath("config", "feeds.yaml").read_text())
         port = free_port()
-        env = {**os.environ, "CUSTOMER_FEED_DB_URL": url, "CONVERTEDIN_TOKEN_AMPRESS": TOKEN,
-               "CUSTOMER_FEED_CONFIG": config.name, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        proc = subprocess.Popen([sys.executable, "-m", "include.feed_service", "--port", str(port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "CUSTOMER_FEED_DB_URL": url,
+            "CONVERTEDIN_TOKEN_AMPRESS": TOKEN,
+            "CUSTOMER_FEED_CONFIG": config.name,
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "include.feed_service", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         service = f"http://127.0.0.1:{port}"
         wait_http(f"{service}/healthz", proc=proc)
         last = -(-args.customers // PER_PAGE)
@@ -112,7 +147,10 @@ def main() -> None:
                 timed_page(service, page)  # warm the pool and caches alike for every page
             times = sorted(timed_page(service, page) for _ in range(args.requests))
             results[label] = (statistics.median(times), times[int(len(times) * 0.99) - 1])
-            print(f"page {label:>6} ({page:>6,}): median {results[label][0] * 1000:.2f} ms, p99 {results[label][1] * 1000:.2f} ms")
+            print(
+                f"page {label:>6} ({page:>6,}): median {results[label][0] * 1000:.2f} ms,"
+                f" p99 {results[label][1] * 1000:.2f} ms"
+            )
         print(f"last/first median ratio: {results['last'][0] / results['first'][0]:.2f} (goal <= 1.5)")
 
         done, lock = [0], threading.Lock()

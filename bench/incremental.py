@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.synthetic import orders  # noqa: E402
 from include.config import load_config  # noqa: E402
 from include.schema import ORDER_SCHEMA  # noqa: E402
-from include.order_state import load_orders  # noqa: E402
-from include.publish import publish_customers  # noqa: E402
 from include.warehouse import Warehouse  # noqa: E402
+from include.warehouse.order_state import load_orders  # noqa: E402
+from include.warehouse.publish import publish_customers  # noqa: E402
 
 CHANGES = 1_000
 RUNS = 7  # incremental runs per size; the median is reported (a commit's fsync is noisy)
@@ -39,7 +39,9 @@ def changed_run(history: pa.Table, seed: int) -> pa.Table:
     n = history.num_rows
     picks = pa.array(sorted({(i * 7919 + seed) % n for i in range(CHANGES // 2)}))
     edited = history.take(picks)
-    edited = edited.set_column(edited.schema.get_field_index("successful"), "successful", pc.invert(edited["successful"]))
+    edited = edited.set_column(
+        edited.schema.get_field_index("successful"), "successful", pc.invert(edited["successful"])
+    )
     flip = pa.array([i % 10 == 0 for i in range(edited.num_rows)])
     consent = pc.if_else(flip, pc.invert(edited["marketing_opt_in"]), edited["marketing_opt_in"])
     edited = edited.set_column(edited.schema.get_field_index("marketing_opt_in"), "marketing_opt_in", consent)
@@ -91,8 +93,10 @@ def main() -> None:
             f" full rebuild publish {r['rebuild']:.3f}s; initial load+publish {r['initial']:.1f}s"
         )
     small, large = results
-    print(f"incremental ratio {large['size'] // small['size']}x history: "
-          f"{large['incremental'] / small['incremental']:.2f} (goal <= 1.5)")
+    print(
+        f"incremental ratio {large['size'] // small['size']}x history: "
+        f"{large['incremental'] / small['incremental']:.2f} (goal <= 1.5)"
+    )
     print(f"rebuild / incremental at {large['size']:,}: {large['rebuild'] / large['incremental']:.1f}x")
 
 

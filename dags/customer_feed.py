@@ -28,7 +28,7 @@ absent); staging root `CUSTOMER_FEED_STAGING_URL`.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
@@ -72,13 +72,17 @@ def _config():
 @dag(
     dag_id="customer_feed",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=datetime(2024, 1, 1),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
     params={
-        "start": Param(None, type=["null", "string"], format="date-time", description="Explicit window start (UTC, ISO 8601)"),
-        "end": Param(None, type=["null", "string"], format="date-time", description="Explicit window end (UTC, ISO 8601)"),
+        "start": Param(
+            None, type=["null", "string"], format="date-time", description="Explicit window start (UTC, ISO 8601)"
+        ),
+        "end": Param(
+            None, type=["null", "string"], format="date-time", description="Explicit window end (UTC, ISO 8601)"
+        ),
         "rebuild": Param(False, type="boolean", description="Re-extract full history and recompute every customer"),
     },
     tags=["customer-feed", "giftpro", "differentbreed", "converted.in"],

@@ -14,10 +14,10 @@ import argparse
 import hashlib
 
 from include.config import FeedConfig, load_config
-from include.normalize import normalize_email
-from include.publish import publish_customers
+from include.sources.normalize import normalize_email
 from include.staging import purge_email, staging_root
 from include.warehouse import Warehouse, url_from_env
+from include.warehouse.publish import publish_customers
 
 
 def erase(wh: Warehouse, config: FeedConfig, email: str, root: str) -> dict:

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from include.config import FeedConfig
-from include.order_state import LoadedWindow, load_orders
-from include.publish import publish_customers
-from include.source_time import local_window
 from include.schema import PROFILE_SCHEMA, QUARANTINE_SCHEMA
+from include.sources.local_time import local_window
 from include.staging import purge_customers, read_orders, read_table, read_tables, write_extract
 from include.warehouse import Warehouse
+from include.warehouse.order_state import LoadedWindow, load_orders, source_customer_refs, watermarks
+from include.warehouse.publish import publish_customers
 
 log = logging.getLogger(__name__)
-UTC = timezone.utc
+UTC = UTC
 DEFAULT_PERIOD = timedelta(hours=1)
 
 
@@ -56,7 +56,12 @@ def resolve_window(
         start, origin = end - DEFAULT_PERIOD, "run_after"
     if end <= start:
         raise ValueError(f"the window is empty: start {start.isoformat()} is not before end {end.isoformat()}")
-    return {"start": start.isoformat(), "end": end.isoformat(), "origin": origin, "rebuild": bool(params.get("rebuild"))}
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "origin": origin,
+        "rebuild": bool(params.get("rebuild")),
+    }
 
 
 def _lower_bound(mark: int | None, start: datetime, overlap_minutes: int) -> str | None:
@@ -82,7 +87,7 @@ def _spec(source: str, domain: str, config: FeedConfig, window: dict, lower: str
 def plan_giftpro(config: FeedConfig, wh: Warehouse, window: dict) -> list[dict]:
     """One extract spec per configured GiftPro domainID."""
     start = _parse(window["start"])
-    marks = {} if window["rebuild"] else wh.watermarks("giftpro")
+    marks = {} if window["rebuild"] else watermarks(wh, "giftpro")
     return [
         _spec("giftpro", domain, config, window, _lower_bound(marks.get(domain), start, config.giftpro.overlap_minutes))
         for domain in config.domains("giftpro")
@@ -96,23 +101,23 @@ def plan_differentbreed(config: FeedConfig, wh: Warehouse, window: dict, max_tas
     the profile's lower bound. Batches grow past ``batch_size`` when a profile has so many
     customers that the batches would exceed `max_tasks` (Airflow maps at most 1024).
     """
-    from include.customer_list import load_customer_ids
+    from include.sources.customer_list import load_customer_ids
 
     settings = config.differentbreed
     profiles = config.domains("differentbreed")
     if not profiles:
         return []
     start = _parse(window["start"])
-    marks = {} if window["rebuild"] else wh.watermarks("differentbreed")
+    marks = {} if window["rebuild"] else watermarks(wh, "differentbreed")
     lists = {p: load_customer_ids(settings, p) for p in profiles}
     total = sum(len(ids) for ids in lists.values())
     size = max(settings.batch_size, -(-total // max(max_tasks, 1)))
     specs = []
     for profile, ids in lists.items():
-        known = set() if window["rebuild"] else wh.source_customer_refs("differentbreed", profile)
+        known = set() if window["rebuild"] else source_customer_refs(wh, "differentbreed", profile)
         lower = _lower_bound(marks.get(profile), start, settings.overlap_minutes)
         for n, first in enumerate(range(0, max(len(ids), 1), size)):
-            batch = ids[first:first + size]
+            batch = ids[first : first + size]
             specs.append(
                 {
                     **_spec("differentbreed", profile, config, window, lower),
@@ -126,66 +131,112 @@ def plan_differentbreed(config: FeedConfig, wh: Warehouse, window: dict, max_tas
 
 def extract_giftpro(spec: dict, config: FeedConfig, staging_root: str, conn_id: str = "giftpro_default") -> dict:
     """Fetch one domain's changed orders and stage them; returns the staged paths and counts."""
-    from include.giftpro import GiftProClient, extract_domain
+    from include.sources.giftpro import GiftProClient, extract_domain
 
     settings = config.giftpro
     lo, hi = local_window(_parse(spec["lower"]), _parse(spec["upper"]), ZoneInfo(settings.time_zone))
     client = GiftProClient(conn_id=conn_id)
     result = extract_domain(client, spec["domain"], lo, hi, settings, spec["currency"])
     files = write_extract(
-        staging_root, "giftpro", spec["domain"], _parse(spec["window_start"]), _parse(spec["window_end"]),
-        result.orders, result.quarantine,
+        staging_root,
+        "giftpro",
+        spec["domain"],
+        _parse(spec["window_start"]),
+        _parse(spec["window_end"]),
+        result.orders,
+        result.quarantine,
     )
     stats = dict(result.stats)
     log.info(
         "giftpro domain %s: %s orders, %s quarantined, changed in [%s, %s) London time, %s requests",
-        spec["domain"], stats.get("orders"), stats.get("quarantined"), lo or "beginning", hi, stats.get("requests"),
+        spec["domain"],
+        stats.get("orders"),
+        stats.get("quarantined"),
+        lo or "beginning",
+        hi,
+        stats.get("requests"),
     )
     return {**spec, "orders_path": files.orders, "quarantine_path": files.quarantine, "stats": stats}
 
 
 def extract_differentbreed(
-    spec: dict, config: FeedConfig, staging_root: str, conn_id: str = "differentbreed_default", parallel_tasks: int = 1,
+    spec: dict,
+    config: FeedConfig,
+    staging_root: str,
+    conn_id: str = "differentbreed_default",
+    parallel_tasks: int = 1,
 ) -> dict:
     """Poll one batch of a profile's customers and stage their orders and profiles."""
-    from include.differentbreed import DifferentBreedClient, extract_customers
+    from include.sources.differentbreed import DifferentBreedClient, extract_customers
 
-    client = DifferentBreedClient(conn_id=conn_id, profile=spec["domain"], share_of_rate_limit=1 / max(parallel_tasks, 1))
+    client = DifferentBreedClient(
+        conn_id=conn_id, profile=spec["domain"], share_of_rate_limit=1 / max(parallel_tasks, 1)
+    )
     result = extract_customers(
-        client, spec["cust_ids"], set(spec["new_cust_ids"]), _parse(spec["lower"]), _parse(spec["upper"]),
-        config.differentbreed, spec["currency"],
+        client,
+        spec["cust_ids"],
+        set(spec["new_cust_ids"]),
+        _parse(spec["lower"]),
+        _parse(spec["upper"]),
+        config.differentbreed,
+        spec["currency"],
     )
     files = write_extract(
-        staging_root, "differentbreed", spec["domain"], _parse(spec["window_start"]), _parse(spec["window_end"]),
-        result.orders, result.quarantine, profiles=result.profiles, part=spec["part"],
+        staging_root,
+        "differentbreed",
+        spec["domain"],
+        _parse(spec["window_start"]),
+        _parse(spec["window_end"]),
+        result.orders,
+        result.quarantine,
+        profiles=result.profiles,
+        part=spec["part"],
     )
     stats = {**result.stats, "deleted": len(result.deleted)}
     log.info(
-        "differentbreed profile %s %s: %s customers polled in %ss, %s orders, %s quarantined, %s deleted at the source, %s requests",
-        spec["domain"], spec["part"], len(spec["cust_ids"]), stats.get("seconds"), stats.get("orders"),
-        stats.get("quarantined"), len(result.deleted), stats.get("requests"),
+        "differentbreed profile %s %s: %s customers polled in %ss, %s orders, %s quarantined,"
+        " %s deleted at the source, %s requests",
+        spec["domain"],
+        spec["part"],
+        len(spec["cust_ids"]),
+        stats.get("seconds"),
+        stats.get("orders"),
+        stats.get("quarantined"),
+        len(result.deleted),
+        stats.get("requests"),
     )
     slim = {k: v for k, v in spec.items() if k not in ("cust_ids", "new_cust_ids")}
     return {
-        **slim, "customers": len(spec["cust_ids"]), "orders_path": files.orders, "quarantine_path": files.quarantine,
-        "profiles_path": files.profiles, "deleted": list(result.deleted), "stats": stats,
+        **slim,
+        "customers": len(spec["cust_ids"]),
+        "orders_path": files.orders,
+        "quarantine_path": files.quarantine,
+        "profiles_path": files.profiles,
+        "deleted": list(result.deleted),
+        "stats": stats,
     }
 
 
-def load_extracts(wh: Warehouse, extracts: list[dict], run_id: str, rebuild: bool, staging_root: str | None = None) -> dict:
+def load_extracts(
+    wh: Warehouse, extracts: list[dict], run_id: str, rebuild: bool, staging_root: str | None = None
+) -> dict:
     """Merge every staged extract of this run into the warehouse, in one transaction; then purge
     the staged records of customers deleted at the source."""
     started = time.perf_counter()
     orders = read_orders([e["orders_path"] for e in extracts])
     profiles = read_tables([e.get("profiles_path") for e in extracts], PROFILE_SCHEMA)
-    windows = sorted({
-        LoadedWindow(
-            e["source"], e["domain"],
-            int(_parse(e["lower"]).timestamp()) if e["lower"] else None,
-            int(_parse(e["upper"]).timestamp()),
-        )
-        for e in extracts
-    }, key=lambda w: (w.source, w.domain))
+    windows = sorted(
+        {
+            LoadedWindow(
+                e["source"],
+                e["domain"],
+                int(_parse(e["lower"]).timestamp()) if e["lower"] else None,
+                int(_parse(e["upper"]).timestamp()),
+            )
+            for e in extracts
+        },
+        key=lambda w: (w.source, w.domain),
+    )
     deleted = sorted({(e["source"], e["domain"], ref) for e in extracts for ref in e.get("deleted", ())})
     replace = sorted({(e["source"], e["domain"]) for e in extracts}) if rebuild else []
     result = load_orders(wh, orders, windows, run_id, replace_domains=replace, profiles=profiles, deleted=deleted)
@@ -196,7 +247,10 @@ def load_extracts(wh: Warehouse, extracts: list[dict], run_id: str, rebuild: boo
             purged += purge_customers(staging_root, source, domain, refs)
     quarantined = sum(read_table(e["quarantine_path"], QUARANTINE_SCHEMA).num_rows for e in extracts)
     return {
-        **result, "quarantined": quarantined, "customers_deleted": len(deleted), "staged_rows_purged": purged,
+        **result,
+        "quarantined": quarantined,
+        "customers_deleted": len(deleted),
+        "staged_rows_purged": purged,
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -222,13 +276,16 @@ def summarize(extracts: list[dict], loaded: dict, published: dict) -> list[str]:
         if source == "differentbreed":
             customers = sum(int(e.get("customers", 0)) for e in mine)
             seconds = sum(float(e["stats"].get("seconds", 0)) for e in mine)
-            line += (f"; full poll of {customers} customers in {len(mine)} batches took {seconds:.1f}s of task time"
-                     f" ({seconds / max(customers, 1) * 1000:.0f} ms per customer); "
-                     f"{sum(len(e.get('deleted', ())) for e in mine)} deleted at the source")
+            line += (
+                f"; full poll of {customers} customers in {len(mine)} batches took {seconds:.1f}s of task time"
+                f" ({seconds / max(customers, 1) * 1000:.0f} ms per customer); "
+                f"{sum(len(e.get('deleted', ())) for e in mine)} deleted at the source"
+            )
         lines.append(line)
     lines.append(
         f"run: {loaded['orders_changed']} orders changed, {loaded.get('orders_deleted', 0)} removed with customers"
         f" deleted at the source, {loaded['quarantined']} quarantined; {published['recomputed_emails']} customers"
-        f" recomputed{' (full rebuild)' if published['full'] else ''}; load {loaded['seconds']}s, publish {published['seconds']}s"
+        f" recomputed{' (full rebuild)' if published['full'] else ''};"
+        f" load {loaded['seconds']}s, publish {published['seconds']}s"
     )
     return lines

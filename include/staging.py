@@ -6,9 +6,10 @@ between tasks through XCom, so no worker assumes another's local disk.
 
 Layout::
 
-    {root}/v{SCHEMA_VERSION}/{source}/domain={domain}/window={start}_{end}/orders.parquet
-                                                                          /quarantine.parquet
-                                                                          /profiles.parquet (sources with customer profiles)
+    {root}/v{SCHEMA_VERSION}/{source}/domain={domain}/window={start}_{end}/
+        orders.parquet
+        quarantine.parquet
+        profiles.parquet        (sources with customer profiles)
 
 Re-running an interval replaces exactly that interval's directory.
 """
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from include.config import PROJECT_ROOT
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
@@ -36,7 +37,7 @@ def staging_root() -> str:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def window_dir(root: str, source: str, domain: str, start: datetime, end: datetime) -> str:
@@ -51,16 +52,26 @@ class StagedFiles:
 
 
 def write_extract(
-    root: str, source: str, domain: str, start: datetime, end: datetime,
-    orders: pa.Table, quarantine: pa.Table, profiles: pa.Table | None = None, part: str = "",
+    root: str,
+    source: str,
+    domain: str,
+    start: datetime,
+    end: datetime,
+    orders: pa.Table,
+    quarantine: pa.Table,
+    profiles: pa.Table | None = None,
+    part: str = "",
 ) -> StagedFiles:
     """Replace the interval's files with these tables (schemas are checked, not coerced).
 
     `part` names one of several extracts of the same interval (a batch of customers): each part
     replaces only its own files.
     """
-    for table, schema, name in ((orders, ORDER_SCHEMA, "orders"), (quarantine, QUARANTINE_SCHEMA, "quarantine"),
-                                (profiles, PROFILE_SCHEMA, "profiles")):
+    for table, schema, name in (
+        (orders, ORDER_SCHEMA, "orders"),
+        (quarantine, QUARANTINE_SCHEMA, "quarantine"),
+        (profiles, PROFILE_SCHEMA, "profiles"),
+    ):
         if table is not None and not table.schema.equals(schema):
             raise ValueError(f"{name} do not match the {name} schema v{SCHEMA_VERSION}")
     directory = window_dir(root, source, domain, start, end)
@@ -106,13 +117,16 @@ def purge_customers(root: str, source: str, domain: str, customer_refs: list[str
     if not customer_refs:
         return 0
     refs = pa.array(sorted(set(customer_refs)), pa.string())
-    return _purge(f"{root.rstrip('/')}/v{SCHEMA_VERSION}/{source}/domain={domain}",
-                  lambda t: pc.fill_null(pc.is_in(t["customer_ref"], value_set=refs), False))
+    return _purge(
+        f"{root.rstrip('/')}/v{SCHEMA_VERSION}/{source}/domain={domain}",
+        lambda t: pc.fill_null(pc.is_in(t["customer_ref"], value_set=refs), False),
+    )
 
 
 def purge_email(root: str, email_norm: str) -> int:
     """Rewrite every staged file of every source without the records of this email (erasure):
     orders and profiles by their normalised email, quarantined records by their raw text."""
+
     def matches(table: pa.Table):
         if "email_norm" in table.column_names:
             return pc.equal(table["email_norm"], email_norm)

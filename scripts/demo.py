@@ -16,13 +16,20 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.local_stack import (  # noqa: E402
-    DEMO_TOKENS, PYTHON, ROOT, LocalStack, airflow_env, differentbreed_connection, free_port, giftpro_connection,
+    DEMO_TOKENS,
+    PYTHON,
+    ROOT,
+    LocalStack,
+    airflow_env,
+    differentbreed_connection,
+    free_port,
+    giftpro_connection,
     prepare_airflow,
 )
 
@@ -47,8 +54,8 @@ def all_customers(feed_url: str, token: str) -> list[dict]:
 
 def main() -> int:
     from include.config import load_config
-    from include.sandbox.compare import feed_differences
-    from include.sandbox.truth import expected_customers
+    from sandbox.compare import feed_differences
+    from sandbox.truth import expected_customers
 
     config = load_config()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
@@ -60,18 +67,26 @@ def main() -> int:
             {
                 "AIRFLOW_CONN_GIFTPRO_DEFAULT": giftpro_connection(sandbox_url),
                 "AIRFLOW_CONN_DIFFERENTBREED_DEFAULT": differentbreed_connection(db_url),
-                "AIRFLOW_CONN_CUSTOMER_FEED_DB": json.dumps({"conn_type": "sqlite", "host": str(DEMO_DIR / "warehouse.db")}),
+                "AIRFLOW_CONN_CUSTOMER_FEED_DB": json.dumps(
+                    {"conn_type": "sqlite", "host": str(DEMO_DIR / "warehouse.db")}
+                ),
                 "CUSTOMER_FEED_STAGING_URL": f"file://{DEMO_DIR / 'staging'}",
                 **DEMO_TOKENS,
             }
         )
-        print(f"GiftPro sandbox at {sandbox_url}, Different Breed sandbox at {db_url}; warehouse {DEMO_DIR / 'warehouse.db'}")
+        print(
+            f"GiftPro sandbox at {sandbox_url}, Different Breed sandbox at {db_url};"
+            f" warehouse {DEMO_DIR / 'warehouse.db'}"
+        )
         prepare_airflow(env)
-        logical_date = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0).isoformat()
+        logical_date = datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
         started = time.perf_counter()
         run = subprocess.run(
             [str(Path(PYTHON).parent / "airflow"), "dags", "test", "customer_feed", logical_date],
-            env=env, cwd=ROOT, capture_output=True, text=True,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         run_seconds = time.perf_counter() - started
         (DEMO_DIR / "logs" / "dags-test.log").write_text(run.stdout + run.stderr)
@@ -80,7 +95,10 @@ def main() -> int:
             print(f"the DAG run failed (exit {run.returncode}); full log in {DEMO_DIR / 'logs' / 'dags-test.log'}")
             return 1
         # The run's own summary, as the publish task logged it.
-        run_lines = [m.group(1) for m in re.finditer(r"\] ((?:feed|source|run):? .*?) \[customer_feed\]", run.stdout + run.stderr)]
+        run_lines = [
+            m.group(1)
+            for m in re.finditer(r"\] ((?:feed|source|run):? .*?) \[customer_feed\]", run.stdout + run.stderr)
+        ]
 
         feed_url = stack.feed_service(free_port(int(os.environ.get("FEED_PORT", 8810))), env)
         with urllib.request.urlopen(f"{sandbox_url}/_sandbox/orders", timeout=60) as resp:
@@ -95,8 +113,13 @@ def main() -> int:
             print(f"\n=== POST {feed_url}/convertedin/storeinfo  (feed {feed.name})")
             print(json.dumps(post(f"{feed_url}/convertedin/storeinfo", {"token": token}), ensure_ascii=False, indent=2))
             print(f"\n=== POST {feed_url}/convertedin/customers page=1 par_page=5  (feed {feed.name})")
-            print(json.dumps(post(f"{feed_url}/convertedin/customers", {"token": token, "page": 1, "par_page": 5}),
-                             ensure_ascii=False, indent=2))
+            print(
+                json.dumps(
+                    post(f"{feed_url}/convertedin/customers", {"token": token, "page": 1, "par_page": 5}),
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
             served = all_customers(feed_url, token)
             bad = feed_differences(served, truth, config, feed.name)
             for problem in bad:

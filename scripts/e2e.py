@@ -27,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import fsspec
@@ -35,7 +35,14 @@ import fsspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.local_stack import (  # noqa: E402
-    DEMO_TOKENS, POOLS, PYTHON, ROOT, LocalStack, differentbreed_connection, free_port, giftpro_connection,
+    DEMO_TOKENS,
+    POOLS,
+    PYTHON,
+    ROOT,
+    LocalStack,
+    differentbreed_connection,
+    free_port,
+    giftpro_connection,
     wait_http,
 )
 
@@ -59,7 +66,9 @@ class Api:
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         request = urllib.request.Request(
-            f"{self.url}/api/v2{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
+            f"{self.url}/api/v2{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as resp:
@@ -125,15 +134,16 @@ def main() -> int:
 
 def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     from include.config import load_config
-    from include.sandbox import differentbreed
-    from include.sandbox.compare import feed_differences
-    from include.sandbox.truth import expected_customers
+    from sandbox import differentbreed
+    from sandbox.compare import feed_differences
+    from sandbox.truth import expected_customers
 
     api_port, s3_port = free_port(), free_port()
     customer_list = E2E / "differentbreed_customers.csv"
     config_path = E2E / "feeds.yaml"
-    config_path.write_text((ROOT / "config" / "feeds.yaml").read_text().replace(
-        "config/differentbreed_customers.csv", str(customer_list)))
+    config_path.write_text(
+        (ROOT / "config" / "feeds.yaml").read_text().replace("config/differentbreed_customers.csv", str(customer_list))
+    )
     meta = f"{base}/{meta_db}".replace("postgresql://", "postgresql+psycopg2://", 1)
     env = {
         **os.environ,
@@ -154,15 +164,22 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
         "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW_CONN_CUSTOMER_FEED_DB": json.dumps({"conn_type": "postgres", "host": base.split("@")[-1].split(":")[0],
-                                                     "port": int(base.rsplit(":", 1)[-1]) if base.count(":") > 1 else 5432,
-                                                     "login": base.split("//")[1].split("@")[0].split(":")[0],
-                                                     "schema": wh_db}),
+        "AIRFLOW_CONN_CUSTOMER_FEED_DB": json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": base.split("@")[-1].split(":")[0],
+                "port": int(base.rsplit(":", 1)[-1]) if base.count(":") > 1 else 5432,
+                "login": base.split("//")[1].split("@")[0].split(":")[0],
+                "schema": wh_db,
+            }
+        ),
         # Staging on object storage (an S3 endpoint of its own, over HTTP): no task reads a
         # worker's local disk.
         "CUSTOMER_FEED_STAGING_URL": STAGING_URL,
         "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
-        "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "e2e",
+        "AWS_SECRET_ACCESS_KEY": "e2e",
+        "AWS_DEFAULT_REGION": "us-east-1",
         "CUSTOMER_FEED_CONFIG": str(config_path),
         **DEMO_TOKENS,
     }
@@ -170,20 +187,39 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     log("airflow db migrate (PostgreSQL metadata database)")
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for name, slots, description in POOLS:
-        subprocess.run([AIRFLOW, "pools", "set", name, slots, description], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [AIRFLOW, "pools", "set", name, slots, description], env=env, check=True, stdout=subprocess.DEVNULL
+        )
 
     s3_proc = stack.start("s3", [str(Path(PYTHON).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], env)
     wait_http(f"{env['AWS_ENDPOINT_URL_S3']}/moto-api/", proc=s3_proc)
     # This process's own view of the bucket (the Airflow processes find it through their env).
     staging, staging_path = fsspec.core.url_to_fs(
-        STAGING_URL, key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=env["AWS_ENDPOINT_URL_S3"], skip_instance_cache=True)
+        STAGING_URL,
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        skip_instance_cache=True,
+    )
     staging.mkdir(staging_path.split("/")[0])
 
     gp_port, db_port = free_port(), free_port()
-    stack.start("giftpro-sandbox", [PYTHON, "-m", "include.sandbox.giftpro", "--port", str(gp_port), "--orders", "800"], env)
-    stack.start("differentbreed-sandbox", [PYTHON, "-m", "include.sandbox.differentbreed", "--port", str(db_port),
-                                           "--customers", "40", "--write-customer-list", str(customer_list)], env)
+    stack.start("giftpro-sandbox", [PYTHON, "-m", "sandbox.giftpro", "--port", str(gp_port), "--orders", "800"], env)
+    stack.start(
+        "differentbreed-sandbox",
+        [
+            PYTHON,
+            "-m",
+            "sandbox.differentbreed",
+            "--port",
+            str(db_port),
+            "--customers",
+            "40",
+            "--write-customer-list",
+            str(customer_list),
+        ],
+        env,
+    )
     gp_url, db_url = f"http://127.0.0.1:{gp_port}", f"http://127.0.0.1:{db_port}"
     wait_http(f"{gp_url}/_sandbox/health")
     wait_http(f"{db_url}/_sandbox/health")
@@ -194,9 +230,19 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     api_proc = stack.start("api-server", [AIRFLOW, "api-server", "--port", str(api_port)], env)
     stack.start("scheduler", [AIRFLOW, "scheduler"], env)
     stack.start("dag-processor", [AIRFLOW, "dag-processor"], env)
-    stack.start("celery-worker", [AIRFLOW, "celery", "worker", "--concurrency",
-                                  os.environ.get("E2E_WORKER_CONCURRENCY", "8"),
-                                  "--queues", env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]], env)
+    stack.start(
+        "celery-worker",
+        [
+            AIRFLOW,
+            "celery",
+            "worker",
+            "--concurrency",
+            os.environ.get("E2E_WORKER_CONCURRENCY", "8"),
+            "--queues",
+            env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
+        ],
+        env,
+    )
     wait_http(f"http://127.0.0.1:{api_port}/api/v2/version", seconds=120, proc=api_proc)
     api = Api(f"http://127.0.0.1:{api_port}")
 
@@ -208,13 +254,18 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
 
     wait_for("customer_feed parsed by the dag-processor", dag_parsed, 180)
     api.call("PATCH", "/dags/customer_feed", {"is_paused": False})
-    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     # No logical date, as the UI's trigger may send it: the scheduler's own run for the latest hour
     # (created on unpause) holds that hour's logical date, and a second run for it would be a 409.
-    run = api.call("POST", "/dags/customer_feed/dagRuns",
-                   {"dag_run_id": f"e2e__{uuid.uuid4().hex[:12]}", "logical_date": None})
+    run = api.call(
+        "POST", "/dags/customer_feed/dagRuns", {"dag_run_id": f"e2e__{uuid.uuid4().hex[:12]}", "logical_date": None}
+    )
     log(f"triggered {run['dag_run_id']} through the REST API")
-    state = wait_for("the triggered run to finish", lambda: (s := run_state(api, run["dag_run_id"])) in ("success", "failed") and s, 600)
+    state = wait_for(
+        "the triggered run to finish",
+        lambda: (s := run_state(api, run["dag_run_id"])) in ("success", "failed") and s,
+        600,
+    )
     if state != "success":
         log(f"triggered run {state}")
         report_failures(run["dag_run_id"])
@@ -225,10 +276,27 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     start = hour - timedelta(days=3)
     end = start + timedelta(hours=hours - 1)
     log(f"airflow backfill create: {hours} hourly runs from {start:%Y-%m-%d %H:%M}")
-    subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "customer_feed", "--from-date", start.isoformat(),
-                    "--to-date", end.isoformat(), "--reprocess-behavior", "completed", "--max-active-runs",
-                    os.environ.get("E2E_BACKFILL_MAX_ACTIVE", "8")],
-                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    subprocess.run(
+        [
+            AIRFLOW,
+            "backfill",
+            "create",
+            "--dag-id",
+            "customer_feed",
+            "--from-date",
+            start.isoformat(),
+            "--to-date",
+            end.isoformat(),
+            "--reprocess-behavior",
+            "completed",
+            "--max-active-runs",
+            os.environ.get("E2E_BACKFILL_MAX_ACTIVE", "8"),
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
 
     def backfill_done():
         runs = api.call("GET", "/dags/customer_feed/dagRuns?run_type=backfill&limit=100")["dag_runs"]
@@ -261,7 +329,11 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
         served, page = [], 1
         while True:
             body = urllib.parse.urlencode({"token": env[feed.token_env], "page": page, "par_page": 500}).encode()
-            answer = json.loads(urllib.request.urlopen(urllib.request.Request(f"{service}/convertedin/customers", data=body), timeout=30).read())
+            answer = json.loads(
+                urllib.request.urlopen(
+                    urllib.request.Request(f"{service}/convertedin/customers", data=body), timeout=30
+                ).read()
+            )
             served += answer["data"]
             if page >= answer["last_page"]:
                 break
@@ -270,8 +342,10 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
         log(f"feed {feed.name}: {len(served)} customers served from PostgreSQL")
     for problem in problems:
         log(f"MISMATCH {problem}")
-    log(f"{'FAILED' if problems else 'passed'}: the served feeds {'differ from' if problems else 'equal'} the"
-        f" sandboxes' ground truth; {time.monotonic() - started:.0f}s in all")
+    log(
+        f"{'FAILED' if problems else 'passed'}: the served feeds {'differ from' if problems else 'equal'} the"
+        f" sandboxes' ground truth; {time.monotonic() - started:.0f}s in all"
+    )
     return 1 if problems else 0
 
 

@@ -97,20 +97,23 @@ class LocalStack:
 
     def start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "w")
-        proc = subprocess.Popen(args, env=env or airflow_env(), stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, env=env or airflow_env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
         self.procs.append(proc)
         return proc
 
     def sandbox(self, port: int, seed: int = 42, orders: int = 2000) -> str:
-        proc = self.start("giftpro-sandbox", [PYTHON, "-m", "include.sandbox.giftpro", "--port", str(port),
-                                              "--seed", str(seed), "--orders", str(orders)])
+        proc = self.start(
+            "giftpro-sandbox",
+            [PYTHON, "-m", "sandbox.giftpro", "--port", str(port), "--seed", str(seed), "--orders", str(orders)],
+        )
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_sandbox/health", proc=proc)
         return url
 
     def differentbreed_sandbox(self, port: int, seed: int = 42, giftpro_url: str | None = None) -> str:
-        args = [PYTHON, "-m", "include.sandbox.differentbreed", "--port", str(port), "--seed", str(seed)]
+        args = [PYTHON, "-m", "sandbox.differentbreed", "--port", str(port), "--seed", str(seed)]
         proc = self.start("differentbreed-sandbox", args)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_sandbox/health", proc=proc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,8 +22,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--date", help="end of the hour to load, ISO 8601 (UTC if no zone); default now")
     args = parser.parse_args()
-    end = datetime.fromisoformat(args.date) if args.date else datetime.now(timezone.utc)
-    end = end.replace(tzinfo=end.tzinfo or timezone.utc)
+    end = datetime.fromisoformat(args.date) if args.date else datetime.now(UTC)
+    end = end.replace(tzinfo=end.tzinfo or UTC)
     env = airflow_env()
     if "AIRFLOW_CONN_GIFTPRO_DEFAULT" not in env:
         print("AIRFLOW_CONN_GIFTPRO_DEFAULT is not set: see README, 'Pointing it at a real GiftPro account'.")
@@ -31,8 +31,9 @@ def main() -> int:
     prepare_airflow(env)
     # `dags test` runs the hour that ends at the given logical date's hour.
     print(f"running customer_feed for the hour ending {end.replace(minute=0, second=0, microsecond=0).isoformat()}")
-    return subprocess.run([str(Path(PYTHON).parent / "airflow"), "dags", "test", "customer_feed", end.isoformat()],
-                          env=env, cwd=ROOT).returncode
+    return subprocess.run(
+        [str(Path(PYTHON).parent / "airflow"), "dags", "test", "customer_feed", end.isoformat()], env=env, cwd=ROOT
+    ).returncode
 
 
 if __name__ == "__main__":

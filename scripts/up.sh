@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 gp_port=${SANDBOX_PORT:-8801}
 db_port=${DB_SANDBOX_PORT:-8802}
 mkdir -p data/logs
-.venv/bin/python -m include.sandbox.giftpro --port "$gp_port" > data/logs/giftpro-sandbox.log 2>&1 &
+.venv/bin/python -m sandbox.giftpro --port "$gp_port" > data/logs/giftpro-sandbox.log 2>&1 &
 gp=$!
-.venv/bin/python -m include.sandbox.differentbreed --port "$db_port" > data/logs/differentbreed-sandbox.log 2>&1 &
+.venv/bin/python -m sandbox.differentbreed --port "$db_port" > data/logs/differentbreed-sandbox.log 2>&1 &
 db=$!
 trap 'kill $gp $db 2>/dev/null || true' EXIT
 export AIRFLOW_CONN_GIFTPRO_DEFAULT=${AIRFLOW_CONN_GIFTPRO_DEFAULT:-"{\"conn_type\":\"http\",\"host\":\"http://127.0.0.1:$gp_port\",\"password\":\"gp_sandbox_key\"}"}

@@ -11,13 +11,26 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = {"postgres", "redis", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer", "airflow-worker", "feed-service", "giftpro-sandbox", "differentbreed-sandbox"}
+SERVICES = {
+    "postgres",
+    "redis",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "feed-service",
+    "giftpro-sandbox",
+    "differentbreed-sandbox",
+}
 
 
 def compose(tmp_path, with_env: bool):
     if shutil.which("docker-compose") is None:
-        pytest.fail("docker-compose is not installed: apt-get install docker-compose (make test does it as root)", pytrace=False)
+        pytest.fail(
+            "docker-compose is not installed: apt-get install docker-compose (make test does it as root)", pytrace=False
+        )
     shutil.copy(ROOT / "docker-compose.yaml", tmp_path)
     shutil.copytree(ROOT / "docker", tmp_path / "docker")
     if with_env:

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from include.config import DifferentBreedSettings
-from include.customer_list import load_customer_ids
+from include.sources.customer_list import load_customer_ids
 
 
 def test_from_a_csv_file(tmp_path):
@@ -30,8 +30,9 @@ def test_from_a_sql_query_on_a_connection(tmp_path, monkeypatch):
         conn.execute("CREATE TABLE customers (db_id TEXT, db_profile TEXT)")
         conn.executemany("INSERT INTO customers VALUES (?, ?)", [("c1", "events"), ("c3", "events"), ("c9", "other")])
     monkeypatch.setenv("AIRFLOW_CONN_MERCHANT_CRM", json.dumps({"conn_type": "sqlite", "host": str(crm)}))
-    settings = DifferentBreedSettings(customers_sql="SELECT db_id FROM customers WHERE db_profile = ?",
-                                      customers_sql_conn_id="merchant_crm")
+    settings = DifferentBreedSettings(
+        customers_sql="SELECT db_id FROM customers WHERE db_profile = ?", customers_sql_conn_id="merchant_crm"
+    )
     assert load_customer_ids(settings, "events") == ["c1", "c3"]
 
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 import csv
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from include.config import DifferentBreedSettings
-from include.differentbreed import DifferentBreedClient, SlidingWindowLimiter, extract_customers
-from include.sandbox import differentbreed
-from include.source_http import SourceAuthError
+from include.sources.differentbreed import DifferentBreedClient, SlidingWindowLimiter, extract_customers
+from include.sources.http import SourceAuthError
+from sandbox import differentbreed
 
-UTC = timezone.utc
+UTC = UTC
 UPPER = datetime(2026, 12, 1, tzinfo=UTC)
 SETTINGS = DifferentBreedSettings(success_statuses=("paid",))
 
@@ -37,8 +37,10 @@ def sandbox():
 
 
 def client(monkeypatch, url, key="db_sandbox_key", **options):
-    monkeypatch.setenv("AIRFLOW_CONN_DIFFERENTBREED_DEFAULT",
-                       json.dumps({"conn_type": "http", "host": f"{url}/client/api/v1", "password": key}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DIFFERENTBREED_DEFAULT",
+        json.dumps({"conn_type": "http", "host": f"{url}/client/api/v1", "password": key}),
+    )
     return DifferentBreedClient(profile="ampress-events", backoff=0.01, **options)
 
 
@@ -53,12 +55,18 @@ def test_new_customers_get_their_whole_history_others_the_window(sandbox, monkey
     recent = extract_customers(c, ["c1"], set(), datetime(2026, 5, 1, tzinfo=UTC), UPPER, SETTINGS, "GBP")
     assert recent.orders["order_id"].to_pylist() == ["o000"]  # only the refund changed since May
     profile = recent.profiles.to_pylist()[0]
-    assert (profile["customer_ref"], profile["first_name"], profile["registered_at"]) == ("c1", "Ann", datetime(2026, 1, 1, tzinfo=UTC))
+    assert (profile["customer_ref"], profile["first_name"], profile["registered_at"]) == (
+        "c1",
+        "Ann",
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 def test_a_customer_deleted_at_the_source_is_reported(sandbox, monkeypatch):
     sandbox.store.delete_customer("c2")
-    result = extract_customers(client(monkeypatch, sandbox.url), ["c1", "c2", "never-existed"], set(), None, UPPER, SETTINGS, "GBP")
+    result = extract_customers(
+        client(monkeypatch, sandbox.url), ["c1", "c2", "never-existed"], set(), None, UPPER, SETTINGS, "GBP"
+    )
     assert result.deleted == ["c2", "never-existed"] and set(result.profiles["customer_ref"].to_pylist()) == {"c1"}
 
 

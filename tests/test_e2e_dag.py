@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,12 +18,13 @@ from fastapi.testclient import TestClient
 
 from include.config import DEFAULT_CONFIG_PATH, load_config
 from include.feed_service import create_app
-from include.sandbox.compare import feed_differences
-from include.sandbox import differentbreed
-from include.sandbox.giftpro import seed_store, serve_in_thread
-from include.sandbox.truth import expected_customers
 from include.staging import read_orders
 from include.warehouse import Warehouse
+from include.warehouse.order_state import watermarks
+from sandbox import differentbreed
+from sandbox.compare import feed_differences
+from sandbox.giftpro import seed_store, serve_in_thread
+from sandbox.truth import expected_customers
 from scripts.local_stack import DEMO_TOKENS, airflow_env, differentbreed_connection, giftpro_connection, prepare_airflow
 
 pytestmark = pytest.mark.e2e
@@ -39,24 +40,29 @@ def stack(tmp_path, monkeypatch):
     customer_list = tmp_path / "customers.csv"
     differentbreed.write_customer_list(customer_list, db_store.profile, listed)
     config = tmp_path / "feeds.yaml"
-    config.write_text(DEFAULT_CONFIG_PATH.read_text().replace(
-        "config/differentbreed_customers.csv", str(customer_list)))
+    config.write_text(
+        DEFAULT_CONFIG_PATH.read_text().replace("config/differentbreed_customers.csv", str(customer_list))
+    )
     monkeypatch.setenv("CUSTOMER_FEED_CONFIG", str(config))
     with serve_in_thread(store) as sandbox, differentbreed.serve_in_thread(db_store) as db_sandbox:
-        env = airflow_env({
-            "AIRFLOW_CONN_GIFTPRO_DEFAULT": giftpro_connection(sandbox.url),
-            "AIRFLOW_CONN_DIFFERENTBREED_DEFAULT": differentbreed_connection(db_sandbox.url),
-            "CUSTOMER_FEED_CONFIG": str(config),
-            "AIRFLOW_CONN_CUSTOMER_FEED_DB": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")}),
-            "CUSTOMER_FEED_STAGING_URL": f"file://{tmp_path / 'staging'}",
-            **DEMO_TOKENS,
-        })
+        env = airflow_env(
+            {
+                "AIRFLOW_CONN_GIFTPRO_DEFAULT": giftpro_connection(sandbox.url),
+                "AIRFLOW_CONN_DIFFERENTBREED_DEFAULT": differentbreed_connection(db_sandbox.url),
+                "CUSTOMER_FEED_CONFIG": str(config),
+                "AIRFLOW_CONN_CUSTOMER_FEED_DB": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")}),
+                "CUSTOMER_FEED_STAGING_URL": f"file://{tmp_path / 'staging'}",
+                **DEMO_TOKENS,
+            }
+        )
         prepare_airflow(env)
         yield store, db_store, env, Warehouse(f"sqlite:///{tmp_path / 'wh.db'}"), tmp_path / "staging"
 
 
 def run_hour_ending(env: dict, end: str) -> None:
-    done = subprocess.run([AIRFLOW, "dags", "test", "customer_feed", end], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [AIRFLOW, "dags", "test", "customer_feed", end], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0 and "state=success" in done.stdout + done.stderr, (done.stdout + done.stderr)[-5000:]
 
 
@@ -68,7 +74,9 @@ def assert_feed_matches_sandbox(store, db_store, wh) -> None:
     for feed in config.feeds:
         served, page = [], 1
         while True:
-            body = client.post("/convertedin/customers", data={"token": os.environ[feed.token_env], "page": page, "par_page": 200}).json()
+            body = client.post(
+                "/convertedin/customers", data={"token": os.environ[feed.token_env], "page": page, "par_page": 200}
+            ).json()
             served += body["data"]
             if page >= body["last_page"]:
                 break
@@ -82,14 +90,28 @@ def test_three_consecutive_hours_equal_the_ground_truth(stack):
     run_hour_ending(env, "2026-11-02T00:00:00+00:00")  # first run: the whole history
     assert_feed_matches_sandbox(store, db_store, wh)
 
-    orders = [o for o in store.dump() if o["domainID"] in (3521, 3522) and o["status"] == "Complete" and not o["refunded"]]
+    orders = [
+        o for o in store.dump() if o["domainID"] in (3521, 3522) and o["status"] == "Complete" and not o["refunded"]
+    ]
     refunded, moved, withdrawn = orders[0]["orderID"], orders[1]["orderID"], orders[2]["orderID"]
     store.refund(refunded, "2026-11-02 00:10:00")
     store.edit_email(moved, "  Moved.Customer@Example.com", "2026-11-02 00:20:00")
-    store.add_order(domainID=3523, dateCreated="2026-11-02 00:30:00", emailAddress=orders[2]["emailAddress"],
-                    customerName="Latest Name", marketingOptedIn=False, total=12.34)  # latest order opts out
-    store.add_order(domainID=4101, dateCreated="2026-11-02 00:40:00", emailAddress="new.customer@example.ie",
-                    customerName="Siobhán Ó Briain", marketingOptedIn=True, total=99.99)
+    store.add_order(
+        domainID=3523,
+        dateCreated="2026-11-02 00:30:00",
+        emailAddress=orders[2]["emailAddress"],
+        customerName="Latest Name",
+        marketingOptedIn=False,
+        total=12.34,
+    )  # latest order opts out
+    store.add_order(
+        domainID=4101,
+        dateCreated="2026-11-02 00:40:00",
+        emailAddress="new.customer@example.ie",
+        customerName="Siobhán Ó Briain",
+        marketingOptedIn=True,
+        total=99.99,
+    )
     # Different Breed: a refund, a new order, and a customer deleted at the source.
     db_orders = db_store.dump()["orders"]
     paid = next(o for o in db_orders if o["status"] == "paid")
@@ -108,9 +130,15 @@ def test_three_consecutive_hours_equal_the_ground_truth(stack):
 
     store.chargeback(orders[3]["orderID"], "2026-11-02 01:15:00")
     store.set_consent(withdrawn, True, "2026-11-02 01:20:00")
-    store.add_order(domainID=3521, dateCreated="2026-11-02 01:30:00", emailAddress=orders[2]["emailAddress"],
-                    customerName="Opted Back", marketingOptedIn=True, total=5)
+    store.add_order(
+        domainID=3521,
+        dateCreated="2026-11-02 01:30:00",
+        emailAddress=orders[2]["emailAddress"],
+        customerName="Opted Back",
+        marketingOptedIn=True,
+        total=5,
+    )
     run_hour_ending(env, "2026-11-02T02:00:00+00:00")
     assert_feed_matches_sandbox(store, db_store, wh)
-    ended = int(datetime(2026, 11, 2, 2, tzinfo=timezone.utc).timestamp())
-    assert wh.watermarks("giftpro") == {d: ended for d in load_config().domains("giftpro")}
+    ended = int(datetime(2026, 11, 2, 2, tzinfo=UTC).timestamp())
+    assert watermarks(wh, "giftpro") == {d: ended for d in load_config().domains("giftpro")}

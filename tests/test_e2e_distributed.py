@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.e2e
 def test_distributed_run_with_celery_and_postgres():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # its own Airflow home and config
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "e2e.py")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1500)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "e2e.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     assert "passed: the served feeds equal the sandboxes' ground truth" in output

@@ -12,12 +12,16 @@ def test_failed_tasks_are_reported_with_their_exception(tmp_path, monkeypatch, c
     task = tmp_path / "airflow" / "logs" / "dag_id=customer_feed" / "run_id=r1" / "task_id=publish_customers"
     task.mkdir(parents=True)
     failed = {"event": "Task failed with exception", "error_detail": [{"exc_type": "ValueError", "exc_value": "boom"}]}
-    (task / "attempt=1.log").write_text("\n".join([
-        json.dumps({"event": "starting"}),
-        "not json at all",
-        '{"event": "Task failed with exception", "error_detail": [',  # a truncated line is skipped
-        json.dumps(failed),
-    ]))
+    (task / "attempt=1.log").write_text(
+        "\n".join(
+            [
+                json.dumps({"event": "starting"}),
+                "not json at all",
+                '{"event": "Task failed with exception", "error_detail": [',  # a truncated line is skipped
+                json.dumps(failed),
+            ]
+        )
+    )
     other = tmp_path / "airflow" / "logs" / "dag_id=customer_feed" / "run_id=r2" / "task_id=load_orders"
     other.mkdir(parents=True)
     (other / "attempt=1.log").write_text(json.dumps({"event": "done"}))

@@ -2,35 +2,61 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from include.config import load_config
 from include.erasure import erase
-from include.order_state import load_orders
-from include.publish import publish_customers
 from include.schema import ORDER_SCHEMA, QUARANTINE_SCHEMA
 from include.staging import read_orders, read_tables, write_extract
+from include.warehouse.feed_reads import feed_page
+from include.warehouse.order_state import load_orders
+from include.warehouse.publish import publish_customers
 
-T = datetime(2026, 6, 1, tzinfo=timezone.utc)
+T = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def order(n, email):
-    return {"source": "giftpro", "domain": "3521", "order_id": str(n), "email_norm": email, "created_at": T,
-            "changed_at": T, "status": "Complete", "successful": True, "total_minor": 100, "currency": "GBP",
-            "first_name": "A", "last_name": "B", "phone": None, "marketing_opt_in": True, "customer_ref": None,
-            "version_hash": str(n)}
+    return {
+        "source": "giftpro",
+        "domain": "3521",
+        "order_id": str(n),
+        "email_norm": email,
+        "created_at": T,
+        "changed_at": T,
+        "status": "Complete",
+        "successful": True,
+        "total_minor": 100,
+        "currency": "GBP",
+        "first_name": "A",
+        "last_name": "B",
+        "phone": None,
+        "marketing_opt_in": True,
+        "customer_ref": None,
+        "version_hash": str(n),
+    }
 
 
 def test_erasure_reaches_every_layer(warehouse, tmp_path):
     config = load_config()
     root = f"file://{tmp_path}"
-    orders = pa.Table.from_pylist([order(1, "gone@example.com"), order(2, "kept@example.com"), order(3, "gone@example.com")],
-                                  schema=ORDER_SCHEMA)
-    bad = pa.Table.from_pylist([{"source": "giftpro", "domain": "3521", "order_id": "4", "customer_ref": None,
-                                 "reason": "unknown currency 'XYZ'", "raw": '{"emailAddress": " Gone@Example.com"}'}],
-                               schema=QUARANTINE_SCHEMA)
+    orders = pa.Table.from_pylist(
+        [order(1, "gone@example.com"), order(2, "kept@example.com"), order(3, "gone@example.com")], schema=ORDER_SCHEMA
+    )
+    bad = pa.Table.from_pylist(
+        [
+            {
+                "source": "giftpro",
+                "domain": "3521",
+                "order_id": "4",
+                "customer_ref": None,
+                "reason": "unknown currency 'XYZ'",
+                "raw": '{"emailAddress": " Gone@Example.com"}',
+            }
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
     files = write_extract(root, "giftpro", "3521", T, T.replace(hour=1), orders, bad)
     load_orders(warehouse, orders, [], "r")
     publish_customers(warehouse, config, "r")
@@ -40,7 +66,7 @@ def test_erasure_reaches_every_layer(warehouse, tmp_path):
 
     assert erase(warehouse, config, "  GONE@example.com ", root) == {"warehouse_rows": 2, "staged_rows": 3}
 
-    rows, total = warehouse.feed_page("ampress", 1, 10)
+    rows, total = feed_page(warehouse, "ampress", 1, 10)
     assert total == 1 and [r[1] for r in rows] == ["kept@example.com"]
     assert read_orders([files.orders])["email_norm"].to_pylist() == ["kept@example.com"]
     assert read_tables([files.quarantine], QUARANTINE_SCHEMA).num_rows == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -13,21 +13,46 @@ from hypothesis import strategies as st
 
 from include.config import FeedConfig
 from include.feed_service import create_app, envelope
-from include.order_state import load_orders
-from include.publish import publish_customers
 from include.schema import FEED_CUSTOMER_KEYS, FEED_ENVELOPE_KEYS, ORDER_SCHEMA
+from include.warehouse.order_state import load_orders
+from include.warehouse.publish import publish_customers
 
-T0 = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
-CONFIG = FeedConfig.model_validate({"feeds": [
-    {"name": "gb", "token_env": "TEST_TOKEN_GB", "currency": "GBP",
-     "store": {"name": "GB shop", "currency": "GBP", "time_zone": "Europe/London", "email": "gb@example.com",
-               "country": "United Kingdom", "country_code": "GB", "description": "vouchers"},
-     "sources": {"giftpro_domains": ["1"]}},
-    {"name": "ie", "token_env": "TEST_TOKEN_IE", "currency": "EUR",
-     "store": {"name": "IE shop", "currency": "EUR", "time_zone": "Europe/Dublin", "email": "ie@example.com",
-               "country": "Ireland", "country_code": "IE"},
-     "sources": {"giftpro_domains": ["2"]}},
-]})
+T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
+CONFIG = FeedConfig.model_validate(
+    {
+        "feeds": [
+            {
+                "name": "gb",
+                "token_env": "TEST_TOKEN_GB",
+                "currency": "GBP",
+                "store": {
+                    "name": "GB shop",
+                    "currency": "GBP",
+                    "time_zone": "Europe/London",
+                    "email": "gb@example.com",
+                    "country": "United Kingdom",
+                    "country_code": "GB",
+                    "description": "vouchers",
+                },
+                "sources": {"giftpro_domains": ["1"]},
+            },
+            {
+                "name": "ie",
+                "token_env": "TEST_TOKEN_IE",
+                "currency": "EUR",
+                "store": {
+                    "name": "IE shop",
+                    "currency": "EUR",
+                    "time_zone": "Europe/Dublin",
+                    "email": "ie@example.com",
+                    "country": "Ireland",
+                    "country_code": "IE",
+                },
+                "sources": {"giftpro_domains": ["2"]},
+            },
+        ]
+    }
+)
 GB_CUSTOMERS = 237
 IE_CUSTOMERS = 12
 
@@ -35,11 +60,22 @@ IE_CUSTOMERS = 12
 def order(n, domain, email, total_minor, *, consent=True, name="Zoë Brontë", phone=None):
     first, _, last = name.partition(" ")
     return {
-        "source": "giftpro", "domain": domain, "order_id": str(n), "email_norm": email,
-        "created_at": T0 + timedelta(minutes=n), "changed_at": T0 + timedelta(minutes=n), "status": "Complete",
-        "successful": True, "total_minor": total_minor, "currency": "GBP" if domain == "1" else "EUR",
-        "first_name": first or None, "last_name": last or None, "phone": phone, "marketing_opt_in": consent,
-        "customer_ref": None, "version_hash": str(n),
+        "source": "giftpro",
+        "domain": domain,
+        "order_id": str(n),
+        "email_norm": email,
+        "created_at": T0 + timedelta(minutes=n),
+        "changed_at": T0 + timedelta(minutes=n),
+        "status": "Complete",
+        "successful": True,
+        "total_minor": total_minor,
+        "currency": "GBP" if domain == "1" else "EUR",
+        "first_name": first or None,
+        "last_name": last or None,
+        "phone": phone,
+        "marketing_opt_in": consent,
+        "customer_ref": None,
+        "version_hash": str(n),
     }
 
 
@@ -47,8 +83,10 @@ def order(n, domain, email, total_minor, *, consent=True, name="Zoë Brontë", p
 def client(warehouse, monkeypatch):
     monkeypatch.setenv("TEST_TOKEN_GB", "token-gb")
     monkeypatch.setenv("TEST_TOKEN_IE", "token-ie")
-    rows = [order(i, "1", f"gb{i:04d}@example.com", 100 * i + 5, phone="+447700900123" if i % 3 else None)
-            for i in range(GB_CUSTOMERS)]
+    rows = [
+        order(i, "1", f"gb{i:04d}@example.com", 100 * i + 5, phone="+447700900123" if i % 3 else None)
+        for i in range(GB_CUSTOMERS)
+    ]
     rows += [order(1000, "1", "gb0001@example.com", 10), order(1001, "1", "gb0001@example.com", 20)]
     rows += [order(2000, "1", "noconsent@example.com", 999, consent=False)]
     rows += [order(3000 + i, "2", f"ie{i}@example.com", 1_234_567_891, name="صالح عادل") for i in range(IE_CUSTOMERS)]
@@ -82,7 +120,12 @@ def test_envelope_arithmetic_and_a_full_walk(client, per_page):
         body = customers(client, token="token-gb", page=page, par_page=per_page).json()
         expected_rows = max(0, min(per_page, GB_CUSTOMERS - (page - 1) * per_page))
         assert len(body["data"]) == expected_rows
-        assert (body["current_page"], body["per_page"], body["total"], body["last_page"]) == (page, per_page, GB_CUSTOMERS, last_page)
+        assert (body["current_page"], body["per_page"], body["total"], body["last_page"]) == (
+            page,
+            per_page,
+            GB_CUSTOMERS,
+            last_page,
+        )
         if expected_rows:
             assert body["from"] == (page - 1) * per_page + 1 and body["to"] == body["from"] + expected_rows - 1
         else:
@@ -120,12 +163,19 @@ def test_tokens_select_and_isolate_feeds(client, monkeypatch):
 @pytest.mark.parametrize(
     "form, status, word",
     [
-        ({}, 401, "token"), ({"token": ""}, 401, "token"), ({"token": "wrong"}, 401, "token"),
-        ({"token": "token-gb", "page": "abc"}, 400, "page"), ({"token": "token-gb", "page": "0"}, 400, "page"),
-        ({"token": "token-gb", "page": "-1"}, 400, "page"), ({"token": "token-gb", "page": str(10**7)}, 400, "page"),
-        ({"token": "token-gb", "page": "1.5"}, 400, "page"), ({"token": "token-gb", "par_page": "0"}, 400, "par_page"),
-        ({"token": "token-gb", "par_page": "-5"}, 400, "par_page"), ({"token": "token-gb", "par_page": "x"}, 400, "par_page"),
-        ({"token": "token-gb", "par_page": str(10**6)}, 400, "par_page"), ({"token": "token-gb", "per_page": "1001"}, 400, "per_page"),
+        ({}, 401, "token"),
+        ({"token": ""}, 401, "token"),
+        ({"token": "wrong"}, 401, "token"),
+        ({"token": "token-gb", "page": "abc"}, 400, "page"),
+        ({"token": "token-gb", "page": "0"}, 400, "page"),
+        ({"token": "token-gb", "page": "-1"}, 400, "page"),
+        ({"token": "token-gb", "page": str(10**7)}, 400, "page"),
+        ({"token": "token-gb", "page": "1.5"}, 400, "page"),
+        ({"token": "token-gb", "par_page": "0"}, 400, "par_page"),
+        ({"token": "token-gb", "par_page": "-5"}, 400, "par_page"),
+        ({"token": "token-gb", "par_page": "x"}, 400, "par_page"),
+        ({"token": "token-gb", "par_page": str(10**6)}, 400, "par_page"),
+        ({"token": "token-gb", "per_page": "1001"}, 400, "per_page"),
     ],
 )
 def test_bad_input_is_refused_with_a_message_and_no_data(client, form, status, word):
@@ -137,9 +187,18 @@ def test_bad_input_is_refused_with_a_message_and_no_data(client, form, status, w
 
 def test_storeinfo(client):
     body = client.post("/convertedin/storeinfo", data={"token": "token-ie"}).json()
-    assert body == {"code": 200, "data": {"name": "IE shop", "currency": "EUR", "time_zone": "Europe/Dublin",
-                                          "email": "ie@example.com", "description": "", "country": "Ireland",
-                                          "country_code": "IE"}}
+    assert body == {
+        "code": 200,
+        "data": {
+            "name": "IE shop",
+            "currency": "EUR",
+            "time_zone": "Europe/Dublin",
+            "email": "ie@example.com",
+            "description": "",
+            "country": "Ireland",
+            "country_code": "IE",
+        },
+    }
     assert client.post("/convertedin/storeinfo", data={"token": "nope"}).status_code == 401
 
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from include.config import GiftProSettings
-from include.giftpro import GiftProClient, extract_domain
-from include.sandbox.giftpro import GiftProStore, seed_store, serve_in_thread
-from include.source_http import SourceAuthError, SourceHttpError
+from include.sources.giftpro import GiftProClient, extract_domain
+from include.sources.http import SourceAuthError, SourceHttpError
+from sandbox.giftpro import GiftProStore, seed_store, serve_in_thread
 
 END = "2026-12-01 00:00:00"
 
@@ -58,7 +58,7 @@ def test_new_orders_while_paging_are_neither_duplicated_nor_lose_others(sandbox,
     before = sorted(o["orderID"] for o in sandbox.store.dump() if o["domainID"] == 3521)
 
     def insert(store):
-        for n in range(60):  # more than a page: plain page numbers would repeat a whole page
+        for _ in range(60):  # more than a page: plain page numbers would repeat a whole page
             store.add_order(domainID=3521, dateCreated="2026-11-20 12:00:00", changed="2026-11-20 12:00:00")
 
     sandbox.store.on_page(2, insert)
@@ -68,9 +68,15 @@ def test_new_orders_while_paging_are_neither_duplicated_nor_lose_others(sandbox,
 
 def test_an_order_leaving_the_window_while_paging_pulls_no_other_out(sandbox, monkeypatch):
     client = connect(monkeypatch, sandbox.url)
-    inside = sorted((o for o in sandbox.store.dump() if o["domainID"] == 3521), key=lambda o: (o["dateCreated"], o["orderID"]), reverse=True)
+    inside = sorted(
+        (o for o in sandbox.store.dump() if o["domainID"] == 3521),
+        key=lambda o: (o["dateCreated"], o["orderID"]),
+        reverse=True,
+    )
     newest = inside[0]["orderID"]
-    sandbox.store.on_page(2, lambda store: store.update(newest, "2026-11-30 12:00:00"))  # changed now: out of the window
+    sandbox.store.on_page(
+        2, lambda store: store.update(newest, "2026-11-30 12:00:00")
+    )  # changed now: out of the window
     got = ids(client.iter_orders("3521", None, "2026-11-01 00:00:00"))
     assert sorted(got) == sorted(o["orderID"] for o in inside)
 
@@ -137,5 +143,7 @@ def test_extract_quarantines_bad_records_with_their_reason(sandbox, monkeypatch)
     result = extract_domain(client, "3521", None, END, GiftProSettings(), "GBP")
     reasons = sorted(result.quarantine["reason"].to_pylist())
     assert reasons == ["missing email address", "unknown currency 'XYZ'", "unparseable amount 'n/a'"]
-    assert result.stats["orders"] + result.stats["quarantined"] == sum(1 for o in sandbox.store.dump() if o["domainID"] == 3521)
+    assert result.stats["orders"] + result.stats["quarantined"] == sum(
+        1 for o in sandbox.store.dump() if o["domainID"] == 3521
+    )
     assert set(result.orders["currency"].to_pylist()) == {"GBP"}

@@ -3,7 +3,7 @@ hand; and the normaliser's rules."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from include.config import GiftProSettings, load_config
-from include.giftpro import normalize_order
-from include.normalize import BadRecord
-from include.sandbox.giftpro import GiftProStore, expected_customers, seed_store, serve_in_thread
+from include.sources.giftpro import normalize_order
+from include.sources.normalize import BadRecord
+from sandbox.giftpro import GiftProStore, expected_customers, seed_store, serve_in_thread
 
 KEY = ("gp_sandbox_key", "")
 
@@ -32,9 +32,14 @@ def test_list_is_newest_first_50_a_page_and_filters(sandbox):
     page = get(sandbox, {"domainID": 3521}).json()
     assert len(page) == 50 and all(o["domainID"] == 3521 for o in page)
     assert [o["dateCreated"] for o in page] == sorted((o["dateCreated"] for o in page), reverse=True)
-    june = get(sandbox, {"orders.dateCreated[gte]": "2026-06-01 00:00:00", "orders.dateCreated[lt]": "2026-07-01 00:00:00", "p": 1}).json()
+    june = get(
+        sandbox,
+        {"orders.dateCreated[gte]": "2026-06-01 00:00:00", "orders.dateCreated[lt]": "2026-07-01 00:00:00", "p": 1},
+    ).json()
     assert june and all("2026-06" in o["dateCreated"] for o in june)
-    assert all(o["changed"] < "2026-01-01 00:00:00" for o in get(sandbox, {"changed[lt]": "2026-01-01 00:00:00"}).json())
+    assert all(
+        o["changed"] < "2026-01-01 00:00:00" for o in get(sandbox, {"changed[lt]": "2026-01-01 00:00:00"}).json()
+    )
 
 
 @pytest.mark.parametrize("params", [{"p": "0"}, {"p": "x"}, {"changed[gte]": "yesterday"}, {"domainID": "abc"}])
@@ -68,14 +73,36 @@ def _truth(store):
 
 def test_ground_truth_by_hand():
     store = GiftProStore()
-    store.add_order(orderID=1, domainID=3521, dateCreated="2026-03-01 10:00:00", emailAddress=" Ann@Example.com ",
-                    total=10.10, customerName="Ann Lee", marketingOptedIn=True)
-    store.add_order(orderID=2, domainID=3522, dateCreated="2026-04-01 10:00:00", emailAddress="ann@example.com",
-                    total=20.20, customerName="Ann Lee-Smith", marketingOptedIn=True, phoneNumber="+44 1")
-    store.add_order(orderID=3, domainID=9999, dateCreated="2026-05-01 10:00:00", emailAddress="ann@example.com", total=99)
+    store.add_order(
+        orderID=1,
+        domainID=3521,
+        dateCreated="2026-03-01 10:00:00",
+        emailAddress=" Ann@Example.com ",
+        total=10.10,
+        customerName="Ann Lee",
+        marketingOptedIn=True,
+    )
+    store.add_order(
+        orderID=2,
+        domainID=3522,
+        dateCreated="2026-04-01 10:00:00",
+        emailAddress="ann@example.com",
+        total=20.20,
+        customerName="Ann Lee-Smith",
+        marketingOptedIn=True,
+        phoneNumber="+44 1",
+    )
+    store.add_order(
+        orderID=3, domainID=9999, dateCreated="2026-05-01 10:00:00", emailAddress="ann@example.com", total=99
+    )
     truth = _truth(store)
     ann = truth[("ampress", "ann@example.com")]
-    assert (ann["orders_count"], ann["total_spent_minor"], ann["last_name"], ann["phone"]) == (2, 3030, "Lee-Smith", "+44 1")
+    assert (ann["orders_count"], ann["total_spent_minor"], ann["last_name"], ann["phone"]) == (
+        2,
+        3030,
+        "Lee-Smith",
+        "+44 1",
+    )
     assert ann["registered_at"] == "2026-03-01 10:00:00" and ann["accepts_marketing"]
     assert not any(key[0] != "ampress" for key in truth)  # domain 9999 feeds nothing
 
@@ -89,26 +116,42 @@ def test_ground_truth_by_hand():
     assert not _truth(store)[("ampress", "ann@example.com")]["accepts_marketing"]
 
 
-RAW = {"orderID": 5, "domainID": 3521, "dateCreated": "2026-10-25 01:30:00", "changed": "2026-10-26 09:00:00",
-       "emailAddress": "  Zoë.Brontë@Example.COM ", "currencyCode": "GBP", "total": 29.95, "status": "Complete",
-       "customerName": "Zoë  Brontë", "marketingOptedIn": True, "refunded": False}
+RAW = {
+    "orderID": 5,
+    "domainID": 3521,
+    "dateCreated": "2026-10-25 01:30:00",
+    "changed": "2026-10-26 09:00:00",
+    "emailAddress": "  Zoë.Brontë@Example.COM ",
+    "currencyCode": "GBP",
+    "total": 29.95,
+    "status": "Complete",
+    "customerName": "Zoë  Brontë",
+    "marketingOptedIn": True,
+    "refunded": False,
+}
 
 
 def test_normalize_a_good_order():
     row = normalize_order(RAW, GiftProSettings(), "GBP")
     assert row["email_norm"] == "zoë.brontë@example.com" and row["total_minor"] == 2995 and row["successful"]
-    assert row["created_at"] == datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc)  # the first 01:30, BST
+    assert row["created_at"] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # the first 01:30, BST
     assert (row["first_name"], row["last_name"], row["phone"]) == ("Zoë", "Brontë", None)
     assert normalize_order({**RAW, "refunded": True}, GiftProSettings(), "GBP")["total_minor"] == 0
     assert not normalize_order({**RAW, "status": "Pending"}, GiftProSettings(), "GBP")["successful"]
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"emailAddress": ""}, "missing email"), ({"emailAddress": "not-an-email"}, "malformed email"),
-    ({"dateCreated": "25/10/2026"}, "unparseable date"), ({"total": "n/a"}, "unparseable amount"),
-    ({"currencyCode": "XYZ"}, "unknown currency"), ({"currencyCode": "EUR"}, "differs from the feed currency GBP"),
-    ({"orderID": None}, "missing orderID"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"emailAddress": ""}, "missing email"),
+        ({"emailAddress": "not-an-email"}, "malformed email"),
+        ({"dateCreated": "25/10/2026"}, "unparseable date"),
+        ({"total": "n/a"}, "unparseable amount"),
+        ({"currencyCode": "XYZ"}, "unknown currency"),
+        ({"currencyCode": "EUR"}, "differs from the feed currency GBP"),
+        ({"orderID": None}, "missing orderID"),
+    ],
+)
 def test_normalize_refuses_bad_records_with_a_reason(change, reason):
     with pytest.raises(BadRecord, match=reason):
         normalize_order({**RAW, **change}, GiftProSettings(), "GBP")

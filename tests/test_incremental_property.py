@@ -20,7 +20,7 @@ incremental warehouse an id, once given, must always name the same email.
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -28,14 +28,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from include.config import FeedConfig
-from include.normalize import normalize_email, version_hash
-from include.order_state import load_orders
-from include.publish import publish_customers
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA
+from include.sources.normalize import normalize_email, version_hash
 from include.warehouse import Warehouse
+from include.warehouse.feed_reads import feed_page, feed_total
+from include.warehouse.order_state import load_orders
+from include.warehouse.publish import publish_customers
 
 # 2026-10-25 00:00 UTC: created_at values straddle the October clock change (01:00 UTC).
-T0 = int(datetime(2026, 10, 25, tzinfo=timezone.utc).timestamp())
+T0 = int(datetime(2026, 10, 25, tzinfo=UTC).timestamp())
 
 FEEDS = {
     # name: (currency, time zone, giftpro domains, differentbreed profiles)
@@ -43,24 +44,53 @@ FEEDS = {
     "west": ("GBP", "Europe/Dublin", ["2", "3"], []),  # domain 2 is in two feeds
     "euro": ("EUR", "Europe/Dublin", ["4"], []),
 }
-DOMAIN_CURRENCY = {("giftpro", "1"): "GBP", ("giftpro", "2"): "GBP", ("giftpro", "3"): "GBP",
-                   ("giftpro", "4"): "EUR", ("giftpro", "9"): "GBP",  # domain 9: in no feed
-                   ("differentbreed", "ev"): "GBP"}
+DOMAIN_CURRENCY = {
+    ("giftpro", "1"): "GBP",
+    ("giftpro", "2"): "GBP",
+    ("giftpro", "3"): "GBP",
+    ("giftpro", "4"): "EUR",
+    ("giftpro", "9"): "GBP",  # domain 9: in no feed
+    ("differentbreed", "ev"): "GBP",
+}
 
-CONFIG = FeedConfig.model_validate({
-    "feeds": [
-        {"name": name, "token_env": f"TOKEN_{name.upper()}", "currency": cur,
-         "store": {"name": name, "currency": cur, "time_zone": tz, "email": "shop@example.com",
-                   "country": "X", "country_code": "XX"},
-         "sources": {"giftpro_domains": gp, "differentbreed_profiles": db}}
-        for name, (cur, tz, gp, db) in FEEDS.items()
-    ]
-})
+CONFIG = FeedConfig.model_validate(
+    {
+        "feeds": [
+            {
+                "name": name,
+                "token_env": f"TOKEN_{name.upper()}",
+                "currency": cur,
+                "store": {
+                    "name": name,
+                    "currency": cur,
+                    "time_zone": tz,
+                    "email": "shop@example.com",
+                    "country": "X",
+                    "country_code": "XX",
+                },
+                "sources": {"giftpro_domains": gp, "differentbreed_profiles": db},
+            }
+            for name, (cur, tz, gp, db) in FEEDS.items()
+        ]
+    }
+)
 
 # Raw addresses as sources send them; several normalise to the same customer.
-RAW_EMAILS = ["ann@example.com", " Ann@Example.com", "ANN@EXAMPLE.COM ", "bob@example.com", "\tBob@example.COM",
-              "cy@example.org", "dee@example.net", " DEE@example.net", "eve@example.com", "fay@example.com",
-              "gus@example.com", "hal@example.com", " Ivy@Example.com"]
+RAW_EMAILS = [
+    "ann@example.com",
+    " Ann@Example.com",
+    "ANN@EXAMPLE.COM ",
+    "bob@example.com",
+    "\tBob@example.COM",
+    "cy@example.org",
+    "dee@example.net",
+    " DEE@example.net",
+    "eve@example.com",
+    "fay@example.com",
+    "gus@example.com",
+    "hal@example.com",
+    " Ivy@Example.com",
+]
 FIRST_NAMES = [None, "Ann", "Zoë", "Bob", "Séan"]
 LAST_NAMES = [None, "Lee", "Ó Briain", "Smith"]
 PHONES = [None, "+447700900001", "+353851234567"]
@@ -69,27 +99,38 @@ CUST_REFS = ["c1", "c2", "c3"]  # Different Breed cust_ids
 
 def _version(state: dict, changed: int) -> dict:
     record = {
-        "source": state["source"], "domain": state["domain"], "order_id": state["order_id"],
+        "source": state["source"],
+        "domain": state["domain"],
+        "order_id": state["order_id"],
         "email_norm": normalize_email(state["raw_email"]),
-        "created_at": state["created_at"], "changed_at": changed,
+        "created_at": state["created_at"],
+        "changed_at": changed,
         "status": "Complete" if state["successful"] else "Refunded",
         "successful": state["successful"],
         # A refund leaves the order's amount as it was: the aggregation must not count it.
-        "total_minor": state["total"], "currency": DOMAIN_CURRENCY[(state["source"], state["domain"])],
+        "total_minor": state["total"],
+        "currency": DOMAIN_CURRENCY[(state["source"], state["domain"])],
         # No surname without a first name: whether such an order counts as "named" is not settled
         # (the aggregation takes names from the latest order with a first name).
-        "first_name": state["first_name"], "last_name": state["last_name"] if state["first_name"] else None,
-        "phone": state["phone"], "marketing_opt_in": state["opt_in"], "customer_ref": state["customer_ref"],
+        "first_name": state["first_name"],
+        "last_name": state["last_name"] if state["first_name"] else None,
+        "phone": state["phone"],
+        "marketing_opt_in": state["opt_in"],
+        "customer_ref": state["customer_ref"],
     }
     return {**record, "kind": "order", "version_hash": version_hash(record)}
 
 
 def _profile_version(state: dict, changed: int) -> dict:
     record = {
-        "source": "differentbreed", "domain": "ev", "customer_ref": state["customer_ref"],
+        "source": "differentbreed",
+        "domain": "ev",
+        "customer_ref": state["customer_ref"],
         "email_norm": normalize_email(state["raw_email"]),
-        "first_name": state["first_name"], "last_name": state["last_name"] if state["first_name"] else None,
-        "registered_at": state["registered_at"], "changed_at": changed,
+        "first_name": state["first_name"],
+        "last_name": state["last_name"] if state["first_name"] else None,
+        "registered_at": state["registered_at"],
+        "changed_at": changed,
     }
     return {**record, "kind": "profile", "version_hash": version_hash(record)}
 
@@ -97,14 +138,20 @@ def _profile_version(state: dict, changed: int) -> dict:
 @st.composite
 def histories(draw) -> list[dict]:
     """Every version of every order (in creation order of the versions)."""
-    keys = draw(st.lists(
-        st.tuples(st.sampled_from(sorted(DOMAIN_CURRENCY)), st.integers(1, 5)),
-        min_size=1, max_size=10, unique=True,
-    ))
+    keys = draw(
+        st.lists(
+            st.tuples(st.sampled_from(sorted(DOMAIN_CURRENCY)), st.integers(1, 5)),
+            min_size=1,
+            max_size=10,
+            unique=True,
+        )
+    )
     versions = []
     for (source, domain), oid in keys:
         state = {
-            "source": source, "domain": domain, "order_id": str(oid),
+            "source": source,
+            "domain": domain,
+            "order_id": str(oid),
             # Half-hour steps over three hours: ties on created_at and the repeated hour.
             "created_at": T0 + 1800 * draw(st.integers(0, 6)),
             "raw_email": draw(st.sampled_from(RAW_EMAILS)),
@@ -119,7 +166,9 @@ def histories(draw) -> list[dict]:
         changed = state["created_at"] + draw(st.integers(0, 600))
         versions.append(_version(state, changed))
         for _ in range(draw(st.integers(0, 4))):
-            event = draw(st.sampled_from(["refund", "unrefund", "email", "email", "consent", "name", "phone", "amount"]))
+            event = draw(
+                st.sampled_from(["refund", "unrefund", "email", "email", "consent", "name", "phone", "amount"])
+            )
             if event == "refund":
                 state["successful"] = False
             elif event == "unrefund":
@@ -139,8 +188,10 @@ def histories(draw) -> list[dict]:
             versions.append(_version(state, changed))
     for ref in draw(st.lists(st.sampled_from(CUST_REFS), max_size=3, unique=True)):
         state = {
-            "customer_ref": ref, "raw_email": draw(st.sampled_from(RAW_EMAILS)),
-            "first_name": draw(st.sampled_from(FIRST_NAMES)), "last_name": draw(st.sampled_from(LAST_NAMES)),
+            "customer_ref": ref,
+            "raw_email": draw(st.sampled_from(RAW_EMAILS)),
+            "first_name": draw(st.sampled_from(FIRST_NAMES)),
+            "last_name": draw(st.sampled_from(LAST_NAMES)),
             "registered_at": draw(st.one_of(st.none(), st.integers(-3, 6).map(lambda k: T0 + 1800 * k))),
         }
         changed = T0 + draw(st.integers(0, 3 * 3600))
@@ -161,8 +212,9 @@ def histories(draw) -> list[dict]:
 
 def _tables(rows: list[dict]) -> tuple[pa.Table, pa.Table]:
     """(orders, profiles) as the staged files hold them."""
+
     def ts(v):
-        return None if v is None else datetime.fromtimestamp(v, timezone.utc)
+        return None if v is None else datetime.fromtimestamp(v, UTC)
 
     stamps = ("created_at", "changed_at", "registered_at")
     clean = [{k: ts(v) if k in stamps else v for k, v in r.items() if k != "kind"} for r in rows]
@@ -194,6 +246,7 @@ def oracle(final: list[dict]) -> dict[tuple[str, str], tuple]:
     latest order with one, names from the latest named order (by created_at) or profile (by its
     changed_at; a profile wins a tie), registered_at the earliest of the first order and the
     profiles' registrations. A customer exists once it has an order in the feed."""
+
     def feeds_of(record):
         for feed, (currency, _tz, gp, db) in FEEDS.items():
             if record["domain"] in (gp if record["source"] == "giftpro" else db):
@@ -217,10 +270,14 @@ def oracle(final: list[dict]) -> dict[tuple[str, str], tuple]:
         if not max(orders, key=recency)["marketing_opt_in"]:
             continue
         named = [((o["created_at"], 0, o["source"], o["domain"], o["order_id"]), o) for o in orders if o["first_name"]]
-        named += [((p["changed_at"], 1, p["source"], p["domain"], p["customer_ref"]), p) for p in profiles if p["first_name"]]
+        named += [
+            ((p["changed_at"], 1, p["source"], p["domain"], p["customer_ref"]), p) for p in profiles if p["first_name"]
+        ]
         name = max(named, key=lambda n: n[0])[1] if named else None
         phoned = [o for o in orders if o["phone"]]
-        first = min([o["created_at"] for o in orders] + [p["registered_at"] for p in profiles if p["registered_at"] is not None])
+        first = min(
+            [o["created_at"] for o in orders] + [p["registered_at"] for p in profiles if p["registered_at"] is not None]
+        )
         out[(feed, email)] = (
             name["first_name"] if name else "",
             (name["last_name"] or "") if name else "",
@@ -228,7 +285,7 @@ def oracle(final: list[dict]) -> dict[tuple[str, str], tuple]:
             sum(o["total_minor"] for o in orders if o["successful"]),
             currency,
             max(phoned, key=recency)["phone"] if phoned else None,
-            datetime.fromtimestamp(first, timezone.utc).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S"),
+            datetime.fromtimestamp(first, UTC).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S"),
             "unknown",
         )
     return out
@@ -262,9 +319,11 @@ def schedules(draw, versions: list[dict]):
         by_change = sorted(range(n), key=lambda i: versions[i]["changed_at"])
         cuts = sorted(draw(st.sets(st.integers(1, max(1, n - 1)), max_size=6)) - {n})
         bounds = [0, *cuts, n]
-        batches = [by_change[max(0, a - draw(st.integers(0, 2))):b] for a, b in zip(bounds, bounds[1:])]
+        batches = [by_change[max(0, a - draw(st.integers(0, 2))) : b] for a, b in zip(bounds, bounds[1:])]
     else:
-        batches = [draw(st.lists(st.integers(0, n - 1), max_size=n, unique=True)) for _ in range(draw(st.integers(1, 5)))]
+        batches = [
+            draw(st.lists(st.integers(0, n - 1), max_size=n, unique=True)) for _ in range(draw(st.integers(1, 5)))
+        ]
         for i in sorted(set(range(n)) - set().union(*map(set, batches))):
             batches[draw(st.integers(0, len(batches) - 1))].append(i)
     for _ in range(draw(st.integers(0, 3))):  # re-runs of a batch, anywhere later or earlier
@@ -281,16 +340,22 @@ def schedules(draw, versions: list[dict]):
     # their staged records are purged, so later loads never see them again.
     for ref in draw(st.lists(st.sampled_from(CUST_REFS), max_size=2, unique=True)):
         steps.insert(draw(st.integers(0, len(steps))), ("delete", ref))
-    after = draw(st.lists(st.sampled_from([None, None, "publish", "publish", "publish", "full"]),
-                          min_size=len(steps), max_size=len(steps)))
+    after = draw(
+        st.lists(
+            st.sampled_from([None, None, "publish", "publish", "publish", "full"]),
+            min_size=len(steps),
+            max_size=len(steps),
+        )
+    )
     return [(*step, then) for step, then in zip(steps, after)]
 
 
 def _source_state(versions: list[dict], source_domain: tuple[str, str], as_of: int) -> list[dict]:
     """What a full-history extract of one domain returns at `as_of`: each order's and profile's
     latest version by then (records not yet created are absent)."""
-    return _final_versions([v for v in versions if (v["source"], v["domain"]) == source_domain
-                            and v["changed_at"] <= as_of])
+    return _final_versions(
+        [v for v in versions if (v["source"], v["domain"]) == source_domain and v["changed_at"] <= as_of]
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -356,10 +421,10 @@ def test_incremental_runs_equal_rebuild_and_oracle(data):
         for feed in FEEDS:
             ids = sorted(i for (f, i) in id_map(inc) if f == feed)
             served, page = [], 1
-            while rows := inc.feed_page(feed, page, 3)[0]:
+            while rows := feed_page(inc, feed, page, 3)[0]:
                 served += [r[0] for r in rows]
                 page += 1
             assert served == ids
-            assert inc.feed_total(feed) == len(ids)
+            assert feed_total(inc, feed) == len(ids)
         inc.close()
         ref.close()

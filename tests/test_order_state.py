@@ -4,25 +4,44 @@ per source x domain watermark rules, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
-from include.order_state import LoadedWindow, latest_versions, load_orders
 from include.schema import ORDER_SCHEMA
+from include.warehouse.order_state import LoadedWindow, latest_versions, load_orders, watermarks
 
-T0 = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp())
+T0 = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 HOUR = 3600
 
 
-def version(order_id: str, changed: int, email: str = "ann@example.com", *, domain: str = "3521",
-            source: str = "giftpro", hash: str | None = None, **fields) -> dict:
+def version(
+    order_id: str,
+    changed: int,
+    email: str = "ann@example.com",
+    *,
+    domain: str = "3521",
+    source: str = "giftpro",
+    hash: str | None = None,
+    **fields,
+) -> dict:
     row = {
-        "source": source, "domain": domain, "order_id": order_id, "email_norm": email,
-        "created_at": T0, "changed_at": changed, "status": "Complete", "successful": True,
-        "total_minor": 1000, "currency": "GBP", "first_name": "Ann", "last_name": "Lee",
-        "phone": None, "marketing_opt_in": True, "customer_ref": None,
+        "source": source,
+        "domain": domain,
+        "order_id": order_id,
+        "email_norm": email,
+        "created_at": T0,
+        "changed_at": changed,
+        "status": "Complete",
+        "successful": True,
+        "total_minor": 1000,
+        "currency": "GBP",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "phone": None,
+        "marketing_opt_in": True,
+        "customer_ref": None,
         "version_hash": hash or f"{order_id}-{changed}-{email}",
     }
     row.update(fields)
@@ -31,7 +50,7 @@ def version(order_id: str, changed: int, email: str = "ann@example.com", *, doma
 
 def table(*rows: dict) -> pa.Table:
     def ts(v):
-        return datetime.fromtimestamp(v, timezone.utc)
+        return datetime.fromtimestamp(v, UTC)
 
     fixed = [{**r, "created_at": ts(r["created_at"]), "changed_at": ts(r["changed_at"])} for r in rows]
     return pa.Table.from_pylist(fixed, schema=ORDER_SCHEMA)
@@ -165,7 +184,8 @@ def test_only_changed_orders_mark_their_emails_dirty(warehouse):
     result = load_orders(
         warehouse,
         table(version("1", T0, "ann@example.com"), version("2", T0 + 1, "bob@example.com", total_minor=1)),
-        [], "r2",
+        [],
+        "r2",
     )
     assert result["orders_changed"] == 1
     assert dirty(warehouse) == {"bob@example.com"}
@@ -195,8 +215,9 @@ def test_empty_batch_is_fine(warehouse):
 
 def test_text_fields_survive_round_trip(warehouse):
     # COPY (PostgreSQL) goes through CSV: commas, quotes, newlines, NULL vs '' must survive.
-    tricky = version("1", T0, first_name='Zoë "Z", Jr', last_name="", phone=None,
-                     customer_ref="a\nb", status="Complete")
+    tricky = version(
+        "1", T0, first_name='Zoë "Z", Jr', last_name="", phone=None, customer_ref="a\nb", status="Complete"
+    )
     load_orders(warehouse, table(tricky), [], "r")
     stored = state(warehouse)[("giftpro", "3521", "1")]
     assert stored["first_name"] == 'Zoë "Z", Jr'
@@ -206,7 +227,7 @@ def test_text_fields_survive_round_trip(warehouse):
 
 
 def test_failed_load_changes_nothing(warehouse, monkeypatch):
-    import include.order_state as order_state
+    import include.warehouse.order_state as order_state
 
     load_orders(warehouse, table(version("1", T0)), [LoadedWindow("giftpro", "3521", None, T0 + HOUR)], "r1")
     clear_dirty(warehouse)
@@ -217,8 +238,12 @@ def test_failed_load_changes_nothing(warehouse, monkeypatch):
 
     monkeypatch.setattr(order_state, "_advance_watermark", boom)
     with pytest.raises(RuntimeError):
-        load_orders(warehouse, table(version("1", T0 + 5, total_minor=5)),
-                    [LoadedWindow("giftpro", "3521", T0, T0 + 2 * HOUR)], "r2")
+        load_orders(
+            warehouse,
+            table(version("1", T0 + 5, total_minor=5)),
+            [LoadedWindow("giftpro", "3521", T0, T0 + 2 * HOUR)],
+            "r2",
+        )
     assert state(warehouse) == before
     assert dirty(warehouse) == set()
     assert watermark(warehouse) == T0 + HOUR
@@ -237,14 +262,14 @@ def test_watermark_first_full_load_sets_it(warehouse):
     with warehouse.reader() as cur:
         cur.execute("SELECT last_run_id FROM sync_state WHERE domain = '3521'")
         assert cur.fetchone()[0] == "r1"
-    assert warehouse.watermarks("giftpro") == {"3521": T0 + 10 * HOUR}
+    assert watermarks(warehouse, "giftpro") == {"3521": T0 + 10 * HOUR}
 
 
 def test_watermark_first_bounded_load_does_not_set_it(warehouse):
     # Never loaded and the window does not reach back to the beginning: coverage unknown.
     load_orders(warehouse, ORDER_SCHEMA.empty_table(), [_window(T0, T0 + HOUR)], "r1")
     assert watermark(warehouse) is None
-    assert warehouse.watermarks("giftpro") == {}
+    assert watermarks(warehouse, "giftpro") == {}
 
 
 @pytest.mark.parametrize(
@@ -268,14 +293,18 @@ def test_watermark_rules(warehouse, lower, upper, expected):
 
 def test_watermarks_are_per_source_and_domain(warehouse):
     load_orders(
-        warehouse, ORDER_SCHEMA.empty_table(),
-        [_window(None, T0 + 10 * HOUR, "3521"), _window(None, T0 + 20 * HOUR, "3522"),
-         LoadedWindow("differentbreed", "3521", None, T0 + 30 * HOUR)],
+        warehouse,
+        ORDER_SCHEMA.empty_table(),
+        [
+            _window(None, T0 + 10 * HOUR, "3521"),
+            _window(None, T0 + 20 * HOUR, "3522"),
+            LoadedWindow("differentbreed", "3521", None, T0 + 30 * HOUR),
+        ],
         "r1",
     )
     load_orders(warehouse, ORDER_SCHEMA.empty_table(), [_window(T0 + 10 * HOUR, T0 + 11 * HOUR, "3521")], "r2")
-    assert warehouse.watermarks("giftpro") == {"3521": T0 + 11 * HOUR, "3522": T0 + 20 * HOUR}
-    assert warehouse.watermarks("differentbreed") == {"3521": T0 + 30 * HOUR}
+    assert watermarks(warehouse, "giftpro") == {"3521": T0 + 11 * HOUR, "3522": T0 + 20 * HOUR}
+    assert watermarks(warehouse, "differentbreed") == {"3521": T0 + 30 * HOUR}
 
 
 def test_gap_then_fill_advances(warehouse):
@@ -298,14 +327,17 @@ def test_replace_domains_removes_stale_orders_and_marks_their_emails(warehouse):
             version("3", T0, "moved@example.com"),
             version("1", T0, "other@example.com", domain="3522"),
         ),
-        [_window(None, T0 + HOUR), _window(None, T0 + HOUR, "3522")], "r1",
+        [_window(None, T0 + HOUR), _window(None, T0 + HOUR, "3522")],
+        "r1",
     )
     clear_dirty(warehouse)
     # The rebuild of 3521 sees order 1 unchanged, order 3 under a new email, order 2 no more.
     result = load_orders(
         warehouse,
         table(version("1", T0, "kept@example.com"), version("3", T0, "now@example.com", hash="x")),
-        [_window(None, T0 + 2 * HOUR)], "rebuild", replace_domains=[("giftpro", "3521")],
+        [_window(None, T0 + 2 * HOUR)],
+        "rebuild",
+        replace_domains=[("giftpro", "3521")],
     )
     orders = state(warehouse)
     assert set(orders) == {("giftpro", "3521", "1"), ("giftpro", "3521", "3"), ("giftpro", "3522", "1")}

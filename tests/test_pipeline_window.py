@@ -4,17 +4,17 @@ configuration; and `load_extracts` from staged files."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
 
 from include.config import DEFAULT_CONFIG_PATH, load_config
-from include.order_state import LoadedWindow, load_orders
 from include.pipeline import plan_differentbreed, plan_giftpro, resolve_window
 from include.schema import ORDER_SCHEMA
+from include.warehouse.order_state import LoadedWindow, load_orders, watermarks
 
-UTC = timezone.utc
+UTC = UTC
 RUN_AFTER = datetime(2026, 10, 25, 2, 0, tzinfo=UTC)
 DI_START = datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
 DI_END = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
@@ -28,9 +28,15 @@ def iso(moment: datetime) -> str:
 
 
 def test_params_win_over_data_interval():
-    got = resolve_window({"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00+00:00"}, DI_START, DI_END, RUN_AFTER)
-    assert got == {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-02T00:00:00+00:00",
-                   "origin": "params", "rebuild": False}
+    got = resolve_window(
+        {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00+00:00"}, DI_START, DI_END, RUN_AFTER
+    )
+    assert got == {
+        "start": "2026-01-01T00:00:00+00:00",
+        "end": "2026-01-02T00:00:00+00:00",
+        "origin": "params",
+        "rebuild": False,
+    }
 
 
 def test_params_naive_are_utc_and_offsets_are_converted():
@@ -52,7 +58,11 @@ def test_param_start_only_runs_up_to_run_after():
 
 def test_param_end_only_covers_the_hour_before_it():
     got = resolve_window({"end": "2026-10-20T05:00:00Z"}, DI_START, DI_END, RUN_AFTER)
-    assert (got["start"], got["end"], got["origin"]) == ("2026-10-20T04:00:00+00:00", "2026-10-20T05:00:00+00:00", "params")
+    assert (got["start"], got["end"], got["origin"]) == (
+        "2026-10-20T04:00:00+00:00",
+        "2026-10-20T05:00:00+00:00",
+        "params",
+    )
 
 
 def test_empty_string_params_are_absent():
@@ -74,14 +84,22 @@ def test_data_interval_in_another_zone_is_converted_to_utc():
 def test_zero_length_interval_falls_back_to_hour_before_run_after():
     # Airflow 3 cron schedules without CronDataIntervalTimetable: start == end == logical date.
     got = resolve_window({}, RUN_AFTER, RUN_AFTER, RUN_AFTER)
-    assert got == {"start": iso(RUN_AFTER - timedelta(hours=1)), "end": iso(RUN_AFTER), "origin": "run_after",
-                   "rebuild": False}
+    assert got == {
+        "start": iso(RUN_AFTER - timedelta(hours=1)),
+        "end": iso(RUN_AFTER),
+        "origin": "run_after",
+        "rebuild": False,
+    }
 
 
 @pytest.mark.parametrize(("start", "end"), [(None, None), (DI_START, None), (None, DI_END)])
 def test_missing_interval_falls_back_to_hour_before_run_after(start, end):
     got = resolve_window({}, start, end, RUN_AFTER)
-    assert (got["start"], got["end"], got["origin"]) == (iso(RUN_AFTER - timedelta(hours=1)), iso(RUN_AFTER), "run_after")
+    assert (got["start"], got["end"], got["origin"]) == (
+        iso(RUN_AFTER - timedelta(hours=1)),
+        iso(RUN_AFTER),
+        "run_after",
+    )
 
 
 def test_nothing_at_all_means_the_last_hour_before_now():
@@ -127,7 +145,9 @@ def config():
 
 
 def set_watermark(wh, domain: str, moment: datetime) -> None:
-    load_orders(wh, ORDER_SCHEMA.empty_table(), [LoadedWindow("giftpro", domain, None, int(moment.timestamp()))], "seed")
+    load_orders(
+        wh, ORDER_SCHEMA.empty_table(), [LoadedWindow("giftpro", domain, None, int(moment.timestamp()))], "seed"
+    )
 
 
 def by_domain(specs):
@@ -140,7 +160,12 @@ def test_plan_covers_every_configured_giftpro_domain_once(sqlite_warehouse, conf
     assert [s["domain"] for s in specs] == config.domains("giftpro") == ["3521", "3522", "3523", "4101", "4102"]
     assert {s["source"] for s in specs} == {"giftpro"}
     assert {d: s["currency"] for d, s in by_domain(specs).items()} == {
-        "3521": "GBP", "3522": "GBP", "3523": "GBP", "4101": "EUR", "4102": "EUR"}
+        "3521": "GBP",
+        "3522": "GBP",
+        "3523": "GBP",
+        "4101": "EUR",
+        "4102": "EUR",
+    }
     for spec in specs:
         assert spec["upper"] == window["end"]
         assert (spec["window_start"], spec["window_end"]) == (window["start"], window["end"])
@@ -181,13 +206,16 @@ def test_planned_windows_advance_the_watermark_without_gaps(sqlite_warehouse, co
         window = resolve_window({}, end - timedelta(hours=1), end, None)
         specs = plan_giftpro(config, sqlite_warehouse, window)
         windows = [
-            LoadedWindow(s["source"], s["domain"],
-                         None if s["lower"] is None else int(datetime.fromisoformat(s["lower"]).timestamp()),
-                         int(datetime.fromisoformat(s["upper"]).timestamp()))
+            LoadedWindow(
+                s["source"],
+                s["domain"],
+                None if s["lower"] is None else int(datetime.fromisoformat(s["lower"]).timestamp()),
+                int(datetime.fromisoformat(s["upper"]).timestamp()),
+            )
             for s in specs
         ]
         load_orders(sqlite_warehouse, ORDER_SCHEMA.empty_table(), windows, f"run-{hour}")
-        assert sqlite_warehouse.watermarks("giftpro") == {d: int(end.timestamp()) for d in config.domains("giftpro")}
+        assert watermarks(sqlite_warehouse, "giftpro") == {d: int(end.timestamp()) for d in config.domains("giftpro")}
         end += timedelta(hours=1)
     # A skipped hour (the scheduler was down) is covered by the next run reaching back.
     window = resolve_window({}, end, end + timedelta(hours=1), None)
@@ -214,12 +242,29 @@ def _set_profile_state(wh, moment: datetime, refs=()):
     from include.schema import PROFILE_SCHEMA
 
     profiles = pa.Table.from_pylist(
-        [{"source": "differentbreed", "domain": "ampress-events", "customer_ref": r, "email_norm": f"{r}@example.com",
-          "first_name": None, "last_name": None, "registered_at": None, "changed_at": moment, "version_hash": r}
-         for r in refs], schema=PROFILE_SCHEMA)
-    load_orders(wh, ORDER_SCHEMA.empty_table(),
-                [LoadedWindow("differentbreed", "ampress-events", None, int(moment.timestamp()))], "seed",
-                profiles=profiles)
+        [
+            {
+                "source": "differentbreed",
+                "domain": "ampress-events",
+                "customer_ref": r,
+                "email_norm": f"{r}@example.com",
+                "first_name": None,
+                "last_name": None,
+                "registered_at": None,
+                "changed_at": moment,
+                "version_hash": r,
+            }
+            for r in refs
+        ],
+        schema=PROFILE_SCHEMA,
+    )
+    load_orders(
+        wh,
+        ORDER_SCHEMA.empty_table(),
+        [LoadedWindow("differentbreed", "ampress-events", None, int(moment.timestamp()))],
+        "seed",
+        profiles=profiles,
+    )
 
 
 def test_differentbreed_never_loaded_profile_polls_everyone_from_the_beginning(sqlite_warehouse, db_config):
@@ -240,17 +285,21 @@ def test_differentbreed_lower_bound_and_new_customers(sqlite_warehouse, db_confi
     assert {s["lower"] for s in specs} == {iso(DI_START - timedelta(hours=3) - overlap)}
     assert [s["new_cust_ids"] for s in specs] == [["2"], ["3"], ["5"]]
 
-    rebuild = plan_differentbreed(db_config, sqlite_warehouse, resolve_window({"rebuild": True}, DI_START, DI_END, RUN_AFTER))
+    rebuild = plan_differentbreed(
+        db_config, sqlite_warehouse, resolve_window({"rebuild": True}, DI_START, DI_END, RUN_AFTER)
+    )
     assert {s["lower"] for s in rebuild} == {None}
     assert [s["new_cust_ids"] for s in rebuild] == [s["cust_ids"] for s in rebuild]
 
 
 def test_differentbreed_batches_grow_rather_than_exceed_the_task_limit(sqlite_warehouse, db_config):
-    specs = plan_differentbreed(db_config, sqlite_warehouse, resolve_window({}, DI_START, DI_END, RUN_AFTER), max_tasks=2)
+    specs = plan_differentbreed(
+        db_config, sqlite_warehouse, resolve_window({}, DI_START, DI_END, RUN_AFTER), max_tasks=2
+    )
     assert [s["cust_ids"] for s in specs] == [["1", "2", "3"], ["4", "5"]]
 
 
-# --------------------------------------------------------------------------- load_extracts (staged files -> order state)
+# ------------------------------------------------------------------ load_extracts (staged files -> order state)
 
 
 def _staged(tmp_path, spec: dict, rows: list[dict], quarantined: int = 0) -> dict:
@@ -261,22 +310,53 @@ def _staged(tmp_path, spec: dict, rows: list[dict], quarantined: int = 0) -> dic
         return datetime.fromtimestamp(v, UTC)
 
     orders = pa.Table.from_pylist(
-        [{**r, "created_at": ts(r["created_at"]), "changed_at": ts(r["changed_at"])} for r in rows], schema=ORDER_SCHEMA)
+        [{**r, "created_at": ts(r["created_at"]), "changed_at": ts(r["changed_at"])} for r in rows], schema=ORDER_SCHEMA
+    )
     quarantine = pa.Table.from_pylist(
-        [{"source": "giftpro", "domain": spec["domain"], "order_id": None, "reason": "missing email address",
-          "raw": "{}"}] * quarantined, schema=QUARANTINE_SCHEMA)
-    files = write_extract(f"file://{tmp_path}", spec["source"], spec["domain"],
-                          datetime.fromisoformat(spec["window_start"]), datetime.fromisoformat(spec["window_end"]),
-                          orders, quarantine)
+        [
+            {
+                "source": "giftpro",
+                "domain": spec["domain"],
+                "order_id": None,
+                "reason": "missing email address",
+                "raw": "{}",
+            }
+        ]
+        * quarantined,
+        schema=QUARANTINE_SCHEMA,
+    )
+    files = write_extract(
+        f"file://{tmp_path}",
+        spec["source"],
+        spec["domain"],
+        datetime.fromisoformat(spec["window_start"]),
+        datetime.fromisoformat(spec["window_end"]),
+        orders,
+        quarantine,
+    )
     return {**spec, "orders_path": files.orders, "quarantine_path": files.quarantine, "stats": {}}
 
 
 def _order(domain: str, order_id: str, email: str, changed: datetime) -> dict:
     stamp = int(changed.timestamp())
-    return {"source": "giftpro", "domain": domain, "order_id": order_id, "email_norm": email,
-            "created_at": stamp, "changed_at": stamp, "status": "Complete", "successful": True,
-            "total_minor": 100, "currency": "GBP", "first_name": None, "last_name": None, "phone": None,
-            "marketing_opt_in": True, "customer_ref": None, "version_hash": f"{order_id}-{stamp}"}
+    return {
+        "source": "giftpro",
+        "domain": domain,
+        "order_id": order_id,
+        "email_norm": email,
+        "created_at": stamp,
+        "changed_at": stamp,
+        "status": "Complete",
+        "successful": True,
+        "total_minor": 100,
+        "currency": "GBP",
+        "first_name": None,
+        "last_name": None,
+        "phone": None,
+        "marketing_opt_in": True,
+        "customer_ref": None,
+        "version_hash": f"{order_id}-{stamp}",
+    }
 
 
 def test_load_extracts_merges_counts_quarantine_and_advances_watermarks(sqlite_warehouse, config, tmp_path):
@@ -291,7 +371,7 @@ def test_load_extracts_merges_counts_quarantine_and_advances_watermarks(sqlite_w
     result = load_extracts(sqlite_warehouse, extracts, "run-1", rebuild=False)
     assert (result["orders_in"], result["orders_changed"], result["quarantined"]) == (2, 2, 2)
     # Both were full-history loads (never loaded before): their watermark is the window end.
-    assert sqlite_warehouse.watermarks("giftpro") == {"3521": int(DI_END.timestamp()), "3522": int(DI_END.timestamp())}
+    assert watermarks(sqlite_warehouse, "giftpro") == {"3521": int(DI_END.timestamp()), "3522": int(DI_END.timestamp())}
 
     # Re-running the same interval is harmless.
     again = load_extracts(sqlite_warehouse, extracts, "run-1-retry", rebuild=False)
@@ -307,4 +387,4 @@ def test_load_extracts_merges_counts_quarantine_and_advances_watermarks(sqlite_w
         assert cur.fetchall() == [("3522", "1")]
         cur.execute("SELECT email_norm FROM dirty_emails ORDER BY 1")
         assert [r[0] for r in cur.fetchall()] == ["a@example.com", "b@example.com"]
-    assert sqlite_warehouse.watermarks("giftpro")["3521"] == int((DI_END + timedelta(hours=1)).timestamp())
+    assert watermarks(sqlite_warehouse, "giftpro")["3521"] == int((DI_END + timedelta(hours=1)).timestamp())

@@ -4,27 +4,36 @@ and PostgreSQL."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
-import include.publish as publish_module
+import include.warehouse.publish as publish_module
 from include.config import FeedConfig
-from include.order_state import load_orders
-from include.publish import publish_customers
 from include.schema import ORDER_SCHEMA
-from include.warehouse import BLOCK
+from include.warehouse.ddl import BLOCK
+from include.warehouse.feed_reads import feed_page, feed_total
+from include.warehouse.order_state import load_orders
+from include.warehouse.publish import publish_customers
 
-T0 = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp())
+T0 = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 HOUR = 3600
 
 
 def _feed(name, currency="GBP", giftpro=(), tz="Europe/London"):
     return {
-        "name": name, "token_env": f"TOKEN_{name.upper()}", "currency": currency,
-        "store": {"name": name, "currency": currency, "time_zone": tz, "email": "shop@example.com",
-                  "country": "United Kingdom", "country_code": "GB"},
+        "name": name,
+        "token_env": f"TOKEN_{name.upper()}",
+        "currency": currency,
+        "store": {
+            "name": name,
+            "currency": currency,
+            "time_zone": tz,
+            "email": "shop@example.com",
+            "country": "United Kingdom",
+            "country_code": "GB",
+        },
         "sources": {"giftpro_domains": list(giftpro)},
     }
 
@@ -38,12 +47,22 @@ CONFIG = make_config(_feed("a", giftpro=["1", "2"]), _feed("b", "EUR", giftpro=[
 
 def version(order_id, email, changed=T0, *, domain="1", created=None, **fields) -> dict:
     row = {
-        "source": "giftpro", "domain": domain, "order_id": str(order_id), "email_norm": email,
-        "created_at": T0 + int(order_id) if created is None else created, "changed_at": changed,
-        "status": "Complete", "successful": True, "total_minor": 1000,
+        "source": "giftpro",
+        "domain": domain,
+        "order_id": str(order_id),
+        "email_norm": email,
+        "created_at": T0 + int(order_id) if created is None else created,
+        "changed_at": changed,
+        "status": "Complete",
+        "successful": True,
+        "total_minor": 1000,
         "currency": {"1": "GBP", "2": "GBP", "3": "EUR"}.get(domain, "GBP"),
-        "first_name": "Ann", "last_name": "Lee", "phone": None, "marketing_opt_in": True,
-        "customer_ref": None, "version_hash": f"{order_id}-{changed}",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "phone": None,
+        "marketing_opt_in": True,
+        "customer_ref": None,
+        "version_hash": f"{order_id}-{changed}",
     }
     row.update(fields)
     return row
@@ -51,7 +70,7 @@ def version(order_id, email, changed=T0, *, domain="1", created=None, **fields) 
 
 def table(rows) -> pa.Table:
     def ts(v):
-        return datetime.fromtimestamp(v, timezone.utc)
+        return datetime.fromtimestamp(v, UTC)
 
     return pa.Table.from_pylist(
         [{**r, "created_at": ts(r["created_at"]), "changed_at": ts(r["changed_at"])} for r in rows], schema=ORDER_SCHEMA
@@ -85,7 +104,7 @@ def dirty(wh) -> set[str]:
 def walk(wh, feed, per_page):
     rows, page = [], 1
     while True:
-        got, total = wh.feed_page(feed, page, per_page)
+        got, total = feed_page(wh, feed, page, per_page)
         if not got:
             return rows, total
         assert len(got) <= per_page
@@ -102,15 +121,16 @@ def check_feed_consistent(wh, feed, per_pages=(100, 1000, 7)):
         served, total = walk(wh, feed, per_page)
         assert total == len(expected_ids)
         assert [r[0] for r in served] == expected_ids, f"per_page={per_page}"
-    assert wh.feed_total(feed) == len(expected_ids)
+    assert feed_total(wh, feed) == len(expected_ids)
 
     by_block: dict[int, list[dict]] = {}
     for r in table_rows.values():
         by_block.setdefault(r["id"] // BLOCK, []).append(r)
     cum = 0
     with wh.reader() as cur:
-        cur.execute("SELECT block, n, orders, spent_minor, cum_before FROM feed_blocks WHERE feed = ? ORDER BY block",
-                    (feed,))
+        cur.execute(
+            "SELECT block, n, orders, spent_minor, cum_before FROM feed_blocks WHERE feed = ? ORDER BY block", (feed,)
+        )
         blocks = {b: (n, o, s, c) for b, n, o, s, c in cur.fetchall()}
     assert set(blocks) == set(by_block), "feed_blocks must list exactly the non-empty blocks"
     for block in sorted(by_block):
@@ -127,17 +147,23 @@ def check_feed_consistent(wh, feed, per_pages=(100, 1000, 7)):
 
 
 def test_first_publish_numbers_each_feed_from_one_in_registration_order(warehouse):
-    load(warehouse, [
-        version(3, "carl@example.com", created=T0 + 30),
-        version(1, "ann@example.com", created=T0 + 10),
-        version(2, "bea@example.com", created=T0 + 20),
-        version(4, "bea@example.com", domain="3", created=T0 + 5),
-        version(5, "zed@example.com", domain="3", created=T0 + 1),
-    ])
+    load(
+        warehouse,
+        [
+            version(3, "carl@example.com", created=T0 + 30),
+            version(1, "ann@example.com", created=T0 + 10),
+            version(2, "bea@example.com", created=T0 + 20),
+            version(4, "bea@example.com", domain="3", created=T0 + 5),
+            version(5, "zed@example.com", domain="3", created=T0 + 1),
+        ],
+    )
     publish_customers(warehouse, CONFIG, "p1")
     assert ids(warehouse) == {
-        ("a", "ann@example.com"): 1, ("a", "bea@example.com"): 2, ("a", "carl@example.com"): 3,
-        ("b", "zed@example.com"): 1, ("b", "bea@example.com"): 2,
+        ("a", "ann@example.com"): 1,
+        ("a", "bea@example.com"): 2,
+        ("a", "carl@example.com"): 3,
+        ("b", "zed@example.com"): 1,
+        ("b", "bea@example.com"): 2,
     }
     assert {k: r["id"] for k, r in customers(warehouse).items()} == ids(warehouse)
 
@@ -149,11 +175,15 @@ def test_ids_stable_across_runs_and_full_rebuild_and_new_ones_get_next_ids(wareh
     assert sorted(first.values()) == [1, 2, 3, 4, 5]
 
     # Changes to existing customers and two new ones (the later-registered gets the higher id).
-    load(warehouse, [
-        version(2, "c2@example.com", T0 + HOUR, total_minor=5),
-        version(7, "new2@example.com", created=T0 + 100),
-        version(6, "new1@example.com", created=T0 + 50),
-    ], "r2")
+    load(
+        warehouse,
+        [
+            version(2, "c2@example.com", T0 + HOUR, total_minor=5),
+            version(7, "new2@example.com", created=T0 + 100),
+            version(6, "new1@example.com", created=T0 + 50),
+        ],
+        "r2",
+    )
     publish_customers(warehouse, CONFIG, "p2")
     second = ids(warehouse)
     assert {k: second[k] for k in first} == first
@@ -168,8 +198,13 @@ def test_ids_stable_across_runs_and_full_rebuild_and_new_ones_get_next_ids(wareh
     check_feed_consistent(warehouse, "a")
 
     # Another rebuild from the wiped order state of a domain keeps ids too.
-    load_orders(warehouse, table([version(i, f"c{i}@example.com") for i in range(1, 6)]), [], "rb",
-                replace_domains=[("giftpro", "1")])
+    load_orders(
+        warehouse,
+        table([version(i, f"c{i}@example.com") for i in range(1, 6)]),
+        [],
+        "rb",
+        replace_domains=[("giftpro", "1")],
+    )
     publish_customers(warehouse, CONFIG, "rebuild2", full=True)
     assert {k: r["id"] for k, r in customers(warehouse).items()} == first
 
@@ -216,12 +251,15 @@ def test_customer_whose_orders_vanish_and_come_back_keeps_id(warehouse):
 
 
 def test_non_consenting_customers_are_not_published(warehouse):
-    load(warehouse, [
-        version(1, "yes@example.com"),
-        version(2, "no@example.com", marketing_opt_in=False),
-        version(3, "was@example.com", created=T0, marketing_opt_in=True),
-        version(4, "was@example.com", created=T0 + 10, marketing_opt_in=False),
-    ])
+    load(
+        warehouse,
+        [
+            version(1, "yes@example.com"),
+            version(2, "no@example.com", marketing_opt_in=False),
+            version(3, "was@example.com", created=T0, marketing_opt_in=True),
+            version(4, "was@example.com", created=T0 + 10, marketing_opt_in=False),
+        ],
+    )
     summary = publish_customers(warehouse, CONFIG, "p1")
     assert set(customers(warehouse)) == {("a", "yes@example.com")}
     assert summary["feeds"]["a"]["customers"] == 1
@@ -246,11 +284,13 @@ def test_feed_pages_after_many_incremental_publishes(warehouse):
         changed = T0 + round_ * HOUR
         batch: dict[int, dict] = {}  # one version per order per batch (later writes replace earlier)
 
-        def put(idx, email, **fields):
+        def put(idx, email, batch=batch, changed=changed, **fields):
             batch[idx] = version(idx, email, changed, created=T0 + idx, marketing_opt_in=consent[email], **fields)
 
         # Withdraw consent in the middle of each block (and of a few random customers).
-        middle = [BLOCK * b + BLOCK // 2 + round_ for b in range(n // BLOCK)] + [rng.randrange(1, n + 1) for _ in range(40)]
+        middle = [BLOCK * b + BLOCK // 2 + round_ for b in range(n // BLOCK)] + [
+            rng.randrange(1, n + 1) for _ in range(40)
+        ]
         for i in middle:
             email = email_of_id.get(i)
             if email and email.startswith("c"):
@@ -286,30 +326,58 @@ def test_feed_pages_after_many_incremental_publishes(warehouse):
 
 def test_empty_feed_pages(warehouse):
     publish_customers(warehouse, CONFIG, "p0")
-    assert warehouse.feed_page("a", 1, 100) == ([], 0)
-    assert warehouse.feed_total("a") == 0
+    assert feed_page(warehouse, "a", 1, 100) == ([], 0)
+    assert feed_total(warehouse, "a") == 0
     load(warehouse, [version(1, "x@example.com", marketing_opt_in=False)])
     publish_customers(warehouse, CONFIG, "p1")
-    assert warehouse.feed_page("a", 1, 100) == ([], 0)
+    assert feed_page(warehouse, "a", 1, 100) == ([], 0)
     load(warehouse, [version(1, "x@example.com", T0 + 1)])
     publish_customers(warehouse, CONFIG, "p2")
-    rows, total = warehouse.feed_page("a", 1, 100)
+    rows, total = feed_page(warehouse, "a", 1, 100)
     assert total == 1 and rows[0][1] == "x@example.com"
-    assert warehouse.feed_page("a", 2, 100) == ([], 1)
+    assert feed_page(warehouse, "a", 2, 100) == ([], 1)
 
 
 def test_served_row_shape(warehouse):
-    load(warehouse, [
-        version(1, "ann@example.com", created=T0 + 10, total_minor=2995, phone="+447700900123",
-                first_name="Zoë", last_name="Brontë"),
-        version(2, "ann@example.com", created=T0 + 20, successful=False, status="Refunded", total_minor=0,
-                first_name=None, last_name=None),
-    ])
+    load(
+        warehouse,
+        [
+            version(
+                1,
+                "ann@example.com",
+                created=T0 + 10,
+                total_minor=2995,
+                phone="+447700900123",
+                first_name="Zoë",
+                last_name="Brontë",
+            ),
+            version(
+                2,
+                "ann@example.com",
+                created=T0 + 20,
+                successful=False,
+                status="Refunded",
+                total_minor=0,
+                first_name=None,
+                last_name=None,
+            ),
+        ],
+    )
     publish_customers(warehouse, CONFIG, "p")
-    rows, total = warehouse.feed_page("a", 1, 10)
+    rows, total = feed_page(warehouse, "a", 1, 10)
     assert total == 1
-    assert rows[0] == (1, "ann@example.com", "Zoë", "Brontë", 1, 2995, "GBP", "+447700900123",
-                       "2026-01-01 00:00:10", "unknown")
+    assert rows[0] == (
+        1,
+        "ann@example.com",
+        "Zoë",
+        "Brontë",
+        1,
+        2995,
+        "GBP",
+        "+447700900123",
+        "2026-01-01 00:00:10",
+        "unknown",
+    )
 
 
 # --------------------------------------------------------------------------- atomicity
@@ -321,11 +389,15 @@ def test_crash_between_load_and_publish_loses_nothing(warehouse, monkeypatch):
     served_before = walk(warehouse, "a", 2)
     table_before = customers(warehouse)
 
-    load(warehouse, [
-        version(1, "c1@example.com", T0 + HOUR, marketing_opt_in=False),  # leaves
-        version(2, "c2@example.com", T0 + HOUR, total_minor=1),  # changes
-        version(9, "new@example.com", T0 + HOUR),  # joins
-    ], "r2")
+    load(
+        warehouse,
+        [
+            version(1, "c1@example.com", T0 + HOUR, marketing_opt_in=False),  # leaves
+            version(2, "c2@example.com", T0 + HOUR, total_minor=1),  # changes
+            version(9, "new@example.com", T0 + HOUR),  # joins
+        ],
+        "r2",
+    )
     pending = dirty(warehouse)
     assert pending == {"c1@example.com", "c2@example.com", "new@example.com"}
 
@@ -381,8 +453,11 @@ def test_readers_see_previous_publish_until_commit(warehouse, monkeypatch):
     load(warehouse, [version(i, f"c{i}@example.com") for i in range(1, 4)])
     publish_customers(warehouse, CONFIG, "p1")
     before = walk(warehouse, "a", 2)
-    load(warehouse, [version(2, "c2@example.com", T0 + HOUR, marketing_opt_in=False),
-                     version(8, "new@example.com", T0 + HOUR)], "r2")
+    load(
+        warehouse,
+        [version(2, "c2@example.com", T0 + HOUR, marketing_opt_in=False), version(8, "new@example.com", T0 + HOUR)],
+        "r2",
+    )
 
     inside, go = threading.Event(), threading.Event()
     real = publish_module._refresh_meta
@@ -399,7 +474,7 @@ def test_readers_see_previous_publish_until_commit(warehouse, monkeypatch):
     try:
         assert inside.wait(30)
         assert walk(warehouse, "a", 2) == before  # mid-publish: the previous feed, whole
-        assert warehouse.feed_total("a") == 3
+        assert feed_total(warehouse, "a") == 3
     finally:
         go.set()
         worker.join(60)
@@ -420,13 +495,16 @@ def _run(errors, fn, *args):
 
 
 def test_config_change_triggers_full_recompute(warehouse):
-    load(warehouse, [
-        version(1, "both@example.com", domain="1", total_minor=100),
-        version(2, "both@example.com", domain="2", total_minor=200),
-        version(3, "only2@example.com", domain="2"),
-        version(4, "only1@example.com", domain="1"),
-        version(5, "eur@example.com", domain="3"),
-    ])
+    load(
+        warehouse,
+        [
+            version(1, "both@example.com", domain="1", total_minor=100),
+            version(2, "both@example.com", domain="2", total_minor=200),
+            version(3, "only2@example.com", domain="2"),
+            version(4, "only1@example.com", domain="1"),
+            version(5, "eur@example.com", domain="3"),
+        ],
+    )
     publish_customers(warehouse, CONFIG, "p1")
     before_ids = ids(warehouse)
     assert customers(warehouse)[("a", "both@example.com")]["total_spent_minor"] == 300
@@ -449,8 +527,8 @@ def test_config_change_triggers_full_recompute(warehouse):
     only_b = make_config(_feed("b", "EUR", giftpro=["3"], tz="Europe/Dublin"))
     assert publish_customers(warehouse, only_b, "p4")["full"] is True
     assert set(customers(warehouse)) == {("b", "eur@example.com")}
-    assert warehouse.feed_total("a") == 0
-    assert warehouse.feed_page("a", 1, 10) == ([], 0)
+    assert feed_total(warehouse, "a") == 0
+    assert feed_page(warehouse, "a", 1, 10) == ([], 0)
 
     # Adding domain 2 back restores the old customers under their old ids.
     assert publish_customers(warehouse, CONFIG, "p5")["full"] is True
@@ -466,22 +544,28 @@ def test_time_zone_change_recomputes_registered_at(warehouse):
     assert publish_customers(warehouse, utc, "p2")["full"] is True
     in_utc = customers(warehouse)[("a", "x@example.com")]["registered_at"]
     assert london != in_utc
-    assert datetime.strptime(london, "%Y-%m-%d %H:%M:%S").hour == (datetime.strptime(in_utc, "%Y-%m-%d %H:%M:%S").hour + 1) % 24
+    assert (
+        datetime.strptime(london, "%Y-%m-%d %H:%M:%S").hour
+        == (datetime.strptime(in_utc, "%Y-%m-%d %H:%M:%S").hour + 1) % 24
+    )
 
 
 # --------------------------------------------------------------------------- summary
 
 
 def test_summary_numbers(warehouse):
-    load(warehouse, [
-        version(1, "a@example.com", total_minor=1050),
-        version(2, "a@example.com", total_minor=999),
-        version(3, "a@example.com", successful=False, status="Refunded", total_minor=5000),
-        version(4, "b@example.com", domain="2", total_minor=1),
-        version(5, "quiet@example.com", total_minor=7777, marketing_opt_in=False),
-        version(6, "e@example.com", domain="3", total_minor=12345),
-        version(7, "e@example.com", domain="3", total_minor=5),
-    ])
+    load(
+        warehouse,
+        [
+            version(1, "a@example.com", total_minor=1050),
+            version(2, "a@example.com", total_minor=999),
+            version(3, "a@example.com", successful=False, status="Refunded", total_minor=5000),
+            version(4, "b@example.com", domain="2", total_minor=1),
+            version(5, "quiet@example.com", total_minor=7777, marketing_opt_in=False),
+            version(6, "e@example.com", domain="3", total_minor=12345),
+            version(7, "e@example.com", domain="3", total_minor=5),
+        ],
+    )
     result = publish_customers(warehouse, CONFIG, "p1")
     assert result["full"] is False
     assert result["recomputed_emails"] == 4
@@ -527,13 +611,28 @@ def test_publish_with_a_profile_without_registration_date(warehouse):
     (it used to fail in aggregate_customers when every fetched profile had none)."""
     from include.schema import PROFILE_SCHEMA
 
-    config = make_config({**_feed("a", giftpro=["1"]), "sources": {"giftpro_domains": ["1"], "differentbreed_profiles": ["ev"]}})
+    config = make_config(
+        {**_feed("a", giftpro=["1"]), "sources": {"giftpro_domains": ["1"], "differentbreed_profiles": ["ev"]}}
+    )
     load_orders(
-        warehouse, table([version(1, "ann@example.com", created=T0 + 100)]), [], "r1",
+        warehouse,
+        table([version(1, "ann@example.com", created=T0 + 100)]),
+        [],
+        "r1",
         profiles=pa.Table.from_pylist(
-            [{"source": "differentbreed", "domain": "ev", "customer_ref": "c1", "email_norm": "ann@example.com",
-              "first_name": "Zoë", "last_name": "Brontë", "registered_at": None,
-              "changed_at": datetime.fromtimestamp(T0 + 200, timezone.utc), "version_hash": "p1"}],
+            [
+                {
+                    "source": "differentbreed",
+                    "domain": "ev",
+                    "customer_ref": "c1",
+                    "email_norm": "ann@example.com",
+                    "first_name": "Zoë",
+                    "last_name": "Brontë",
+                    "registered_at": None,
+                    "changed_at": datetime.fromtimestamp(T0 + 200, UTC),
+                    "version_hash": "p1",
+                }
+            ],
             schema=PROFILE_SCHEMA,
         ),
     )

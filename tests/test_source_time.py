@@ -3,17 +3,17 @@ changes of 2026 (the repeated hour of 25 October and the skipped hour of 29 Marc
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.source_time import SOURCE_FORMAT, format_local, local_window, parse_local
+from include.sources.local_time import SOURCE_FORMAT, format_local, local_window, parse_local
 
 LONDON = ZoneInfo("Europe/London")
-UTC = timezone.utc
+UTC = UTC
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
@@ -179,8 +179,17 @@ def test_windows_not_on_the_hour_across_the_changes():
 # --------------------------------------------------------------------------- property: random windows
 
 
-_CHANGES = [utc(t) for t in ("2025-03-30T01:00:00", "2025-10-26T01:00:00", "2026-03-29T01:00:00",
-                             "2026-10-25T01:00:00", "2027-03-28T01:00:00", "2027-10-31T01:00:00")]
+_CHANGES = [
+    utc(t)
+    for t in (
+        "2025-03-30T01:00:00",
+        "2025-10-26T01:00:00",
+        "2026-03-29T01:00:00",
+        "2026-10-25T01:00:00",
+        "2027-03-28T01:00:00",
+        "2027-10-31T01:00:00",
+    )
+]
 _SPAN_START, _SPAN_END = utc("2025-01-01T00:00:00"), utc("2027-12-31T00:00:00")
 
 starts = st.one_of(

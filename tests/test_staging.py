@@ -3,7 +3,7 @@ deleted customers purged, an erased email gone from every file."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fsspec
 import pyarrow as pa
@@ -12,25 +12,51 @@ import pytest
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA
 from include.staging import purge_customers, purge_email, read_orders, read_tables, write_extract
 
-START = datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
-END = datetime(2026, 11, 1, 11, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, 10, tzinfo=UTC)
+END = datetime(2026, 11, 1, 11, tzinfo=UTC)
 
 
 def orders(*refs):
-    t = datetime(2026, 11, 1, 10, 30, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 1, 10, 30, tzinfo=UTC)
     return pa.Table.from_pylist(
-        [{"source": "differentbreed", "domain": "events", "order_id": f"o{i}", "email_norm": f"{r}@example.com",
-          "created_at": t, "changed_at": t, "status": "paid", "successful": True, "total_minor": 100,
-          "currency": "GBP", "first_name": None, "last_name": None, "phone": None, "marketing_opt_in": True,
-          "customer_ref": r, "version_hash": "h"} for i, r in enumerate(refs)],
+        [
+            {
+                "source": "differentbreed",
+                "domain": "events",
+                "order_id": f"o{i}",
+                "email_norm": f"{r}@example.com",
+                "created_at": t,
+                "changed_at": t,
+                "status": "paid",
+                "successful": True,
+                "total_minor": 100,
+                "currency": "GBP",
+                "first_name": None,
+                "last_name": None,
+                "phone": None,
+                "marketing_opt_in": True,
+                "customer_ref": r,
+                "version_hash": "h",
+            }
+            for i, r in enumerate(refs)
+        ],
         schema=ORDER_SCHEMA,
     )
 
 
 def quarantine(*refs):
     return pa.Table.from_pylist(
-        [{"source": "differentbreed", "domain": "events", "order_id": "q", "customer_ref": r,
-          "reason": "unknown currency 'XYZ'", "raw": "{}"} for r in refs],
+        [
+            {
+                "source": "differentbreed",
+                "domain": "events",
+                "order_id": "q",
+                "customer_ref": r,
+                "reason": "unknown currency 'XYZ'",
+                "raw": "{}",
+            }
+            for r in refs
+        ],
         schema=QUARANTINE_SCHEMA,
     )
 
@@ -66,13 +92,32 @@ def test_schema_is_checked(tmp_path):
 def test_purge_removes_a_deleted_customer_from_every_staged_file(staging_root):
     root = staging_root
     profiles = pa.Table.from_pylist(
-        [{"source": "differentbreed", "domain": "events", "customer_ref": r, "email_norm": f"{r}@example.com",
-          "first_name": "A", "last_name": "B", "registered_at": START, "changed_at": START, "version_hash": "h"}
-         for r in ("gone", "kept")],
+        [
+            {
+                "source": "differentbreed",
+                "domain": "events",
+                "customer_ref": r,
+                "email_norm": f"{r}@example.com",
+                "first_name": "A",
+                "last_name": "B",
+                "registered_at": START,
+                "changed_at": START,
+                "version_hash": "h",
+            }
+            for r in ("gone", "kept")
+        ],
         schema=PROFILE_SCHEMA,
     )
-    files = write_extract(root, "differentbreed", "events", START, END, orders("gone", "kept", "gone"),
-                          quarantine("gone"), profiles=profiles)
+    files = write_extract(
+        root,
+        "differentbreed",
+        "events",
+        START,
+        END,
+        orders("gone", "kept", "gone"),
+        quarantine("gone"),
+        profiles=profiles,
+    )
     assert purge_customers(root, "differentbreed", "events", ["gone"]) == 4
     assert read_orders([files.orders])["customer_ref"].to_pylist() == ["kept"]
     assert read_tables([files.profiles], PROFILE_SCHEMA)["customer_ref"].to_pylist() == ["kept"]

@@ -3,16 +3,16 @@ warehouse's order_state rows (epoch-second timestamps, 0/1 flags, integer minor 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
 from include.config import FeedConfig
 from include.schema import ORDER_COLUMNS
-from include.transform import CUSTOMER_FRAME_COLUMNS, aggregate_customers
+from include.warehouse.aggregate import CUSTOMER_FRAME_COLUMNS, aggregate_customers
 
-T0 = int(datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc).timestamp())
+T0 = int(datetime(2025, 6, 1, 12, 0, tzinfo=UTC).timestamp())
 DAY = 86400
 
 
@@ -21,8 +21,14 @@ def _feed(name: str, currency: str = "GBP", tz: str = "Europe/London", giftpro=(
         "name": name,
         "token_env": f"TOKEN_{name.upper().replace('-', '_')}",
         "currency": currency,
-        "store": {"name": name, "currency": currency, "time_zone": tz, "email": "shop@example.com",
-                  "country": "United Kingdom", "country_code": "GB"},
+        "store": {
+            "name": name,
+            "currency": currency,
+            "time_zone": tz,
+            "email": "shop@example.com",
+            "country": "United Kingdom",
+            "country_code": "GB",
+        },
         "sources": {"giftpro_domains": list(giftpro), "differentbreed_profiles": list(differentbreed)},
     }
 
@@ -41,10 +47,22 @@ def order(**fields) -> dict:
     """One order_state row with sensible defaults (a successful 10.00 GBP order, opted in)."""
     n = next(_seq)
     row = {
-        "source": "giftpro", "domain": "1", "order_id": f"o{n}", "email_norm": "ann@example.com",
-        "created_at": T0 + n, "changed_at": T0 + n, "status": "Complete", "successful": 1,
-        "total_minor": 1000, "currency": "GBP", "first_name": "Ann", "last_name": "Lee",
-        "phone": None, "marketing_opt_in": 1, "customer_ref": None, "version_hash": f"{n:032x}",
+        "source": "giftpro",
+        "domain": "1",
+        "order_id": f"o{n}",
+        "email_norm": "ann@example.com",
+        "created_at": T0 + n,
+        "changed_at": T0 + n,
+        "status": "Complete",
+        "successful": 1,
+        "total_minor": 1000,
+        "currency": "GBP",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "phone": None,
+        "marketing_opt_in": 1,
+        "customer_ref": None,
+        "version_hash": f"{n:032x}",
     }
     row.update(fields)
     return row
@@ -142,7 +160,7 @@ def test_registered_at_in_each_feeds_time_zone_across_dst(utc, local):
         _feed("london", tz="Europe/London", giftpro=["1"]),
         _feed("dublin", tz="Europe/Dublin", giftpro=["1"]),
     )
-    moment = int(datetime.fromisoformat(utc).replace(tzinfo=timezone.utc).timestamp())
+    moment = int(datetime.fromisoformat(utc).replace(tzinfo=UTC).timestamp())
     out = aggregate_customers(frame(order(created_at=moment)), config)
     assert one(out, feed="london")["registered_at"] == local
     assert one(out, feed="dublin")["registered_at"] == local
@@ -154,7 +172,7 @@ def test_registered_at_uses_the_feeds_own_zone():
         _feed("utc", tz="UTC", giftpro=["1"]),
         _feed("ny", tz="America/New_York", giftpro=["1"]),
     )
-    moment = int(datetime(2026, 7, 1, 3, 0, tzinfo=timezone.utc).timestamp())
+    moment = int(datetime(2026, 7, 1, 3, 0, tzinfo=UTC).timestamp())
     out = aggregate_customers(frame(order(created_at=moment)), config)
     assert one(out, feed="london")["registered_at"] == "2026-07-01 04:00:00"
     assert one(out, feed="utc")["registered_at"] == "2026-07-01 03:00:00"
@@ -288,8 +306,14 @@ class TestFeedMembership:
         out = aggregate_customers(
             frame(
                 order(domain="1", total_minor=100, created_at=T0),
-                order(domain="9", total_minor=5000, created_at=T0 - DAY, marketing_opt_in=0,
-                      first_name="Other", phone="+449"),
+                order(
+                    domain="9",
+                    total_minor=5000,
+                    created_at=T0 - DAY,
+                    marketing_opt_in=0,
+                    first_name="Other",
+                    phone="+449",
+                ),
                 order(domain="9", email_norm="ghost@example.com"),
             ),
             CONFIG,
@@ -298,8 +322,9 @@ class TestFeedMembership:
         row = one(out)
         assert (row["orders_count"], row["total_spent_minor"]) == (1, 100)
         # The unconfigured domain's order influences nothing: not the first order, not the name.
-        assert row["registered_at"] == datetime.fromtimestamp(T0, timezone.utc).astimezone(
-            CONFIG.feed("shop").time_zone).strftime("%Y-%m-%d %H:%M:%S")
+        assert row["registered_at"] == datetime.fromtimestamp(T0, UTC).astimezone(
+            CONFIG.feed("shop").time_zone
+        ).strftime("%Y-%m-%d %H:%M:%S")
         assert row["phone"] is None
 
     def test_source_matters_not_only_domain(self):
@@ -351,9 +376,17 @@ def test_empty_input():
 
 def test_input_order_does_not_matter():
     rows = [
-        order(created_at=T0 + i * DAY, email_norm=f"c{i % 3}@example.com", marketing_opt_in=i % 2,
-              successful=int(i % 4 != 0), total_minor=100 * i, phone=None if i % 3 else f"+44{i}",
-              first_name=f"F{i}", last_name=None if i % 5 == 0 else f"L{i}", domain=str(1 + i % 2))
+        order(
+            created_at=T0 + i * DAY,
+            email_norm=f"c{i % 3}@example.com",
+            marketing_opt_in=i % 2,
+            successful=int(i % 4 != 0),
+            total_minor=100 * i,
+            phone=None if i % 3 else f"+44{i}",
+            first_name=f"F{i}",
+            last_name=None if i % 5 == 0 else f"L{i}",
+            domain=str(1 + i % 2),
+        )
         for i in range(12)
     ]
     expected = aggregate_customers(frame(*rows), CONFIG)
@@ -372,9 +405,17 @@ def test_types_are_plain():
 
 
 def _profile(ref: str, email: str = "ann@example.com", registered=None, changed=T0, first=None, last=None) -> dict:
-    return {"source": "differentbreed", "domain": "events", "customer_ref": ref, "email_norm": email,
-            "first_name": first, "last_name": last, "registered_at": registered, "changed_at": changed,
-            "version_hash": f"{ref}-{changed}"}
+    return {
+        "source": "differentbreed",
+        "domain": "events",
+        "customer_ref": ref,
+        "email_norm": email,
+        "first_name": first,
+        "last_name": last,
+        "registered_at": registered,
+        "changed_at": changed,
+        "version_hash": f"{ref}-{changed}",
+    }
 
 
 def profiles_frame(*rows: dict) -> pd.DataFrame:
@@ -391,8 +432,9 @@ def test_profiles_without_registration_date(registered):
     out = aggregate_customers(frame(order(created_at=T0)), CONFIG, profiles)
     known = [r for r in registered if r is not None]
     expected = min([T0, *known])
-    assert one(out)["registered_at"] == datetime.fromtimestamp(expected, timezone.utc).astimezone(
-        CONFIG.feed("shop").time_zone).strftime("%Y-%m-%d %H:%M:%S")
+    assert one(out)["registered_at"] == datetime.fromtimestamp(expected, UTC).astimezone(
+        CONFIG.feed("shop").time_zone
+    ).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_profile_registration_earlier_than_first_order():

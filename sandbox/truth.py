@@ -4,16 +4,17 @@ of the pipeline's normalisation-to-rows, order state or aggregation code."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from include.config import FeedConfig
-from include.normalize import BadRecord, normalize_currency, normalize_email, to_minor_units
-from include.source_time import SOURCE_FORMAT, parse_local
+from include.money import normalize_currency, to_minor_units
+from include.sources.local_time import SOURCE_FORMAT, parse_local
+from include.sources.normalize import BadRecord, normalize_email
 
 
 def _iso(text) -> datetime:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
 
 
 def expected_customers(
@@ -45,12 +46,14 @@ def expected_customers(
                 continue
             ok = o.get("status") in config.giftpro.success_statuses and not o.get("refunded")
             rank = (created, "giftpro", str(o["domainID"]), str(o["orderID"]))
-            records.setdefault(email, []).append((rank, ok, amount, bool(o.get("marketingOptedIn")),
-                                                  str(o.get("phoneNumber") or "").strip() or None))
+            records.setdefault(email, []).append(
+                (rank, ok, amount, bool(o.get("marketingOptedIn")), str(o.get("phoneNumber") or "").strip() or None)
+            )
             words = str(o.get("customerName") or "").split()
             if words:
-                names.setdefault(email, []).append(((created, 0, "giftpro", str(o["domainID"]), str(o["orderID"])),
-                                                    words[0], " ".join(words[1:])))
+                names.setdefault(email, []).append(
+                    ((created, 0, "giftpro", str(o["domainID"]), str(o["orderID"])), words[0], " ".join(words[1:]))
+                )
         if db_profile in feed.sources.differentbreed_profiles:
             for o in db_orders:
                 customer = profiles.get(o.get("cust_id"))
@@ -75,8 +78,13 @@ def expected_customers(
                 if c.get("created_at"):
                     registered.setdefault(email, []).append(_iso(c["created_at"]))
                 if str(c.get("forename") or "").strip():
-                    names.setdefault(email, []).append(((_iso(c["updated_at"]), 1, "differentbreed", db_profile, c["cust_id"]),
-                                                        c["forename"].strip(), str(c.get("surname") or "").strip()))
+                    names.setdefault(email, []).append(
+                        (
+                            (_iso(c["updated_at"]), 1, "differentbreed", db_profile, c["cust_id"]),
+                            c["forename"].strip(),
+                            str(c.get("surname") or "").strip(),
+                        )
+                    )
         for email, items in records.items():
             items.sort(key=lambda r: r[0])
             first_seen = min([items[0][0][0], *registered.get(email, [])])

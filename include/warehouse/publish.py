@@ -15,9 +15,10 @@ import pandas as pd
 import pyarrow as pa
 
 from include.config import FeedConfig
-from include.normalize import minor_to_major
-from include.transform import aggregate_customers
-from include.warehouse import BLOCK, CUSTOMER_COLUMNS, Cursor, Warehouse, indexed_columns, now_epoch
+from include.money import minor_to_major
+from include.warehouse import Cursor, Warehouse, now_epoch
+from include.warehouse.aggregate import aggregate_customers
+from include.warehouse.ddl import BLOCK, CUSTOMER_COLUMNS, indexed_columns
 
 _ORDER_FIELDS = (
     "source, domain, order_id, email_norm, created_at, successful, total_minor, currency,"
@@ -45,8 +46,12 @@ def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool
         cur.execute("SELECT COUNT(*) FROM work")
         recomputed = cur.fetchone()[0]
 
-        orders = _frame(cur, f"SELECT {_ORDER_FIELDS} FROM order_state WHERE email_norm IN (SELECT email_norm FROM work)")
-        profiles = _frame(cur, f"SELECT {_PROFILE_FIELDS} FROM source_customers WHERE email_norm IN (SELECT email_norm FROM work)")
+        orders = _frame(
+            cur, f"SELECT {_ORDER_FIELDS} FROM order_state WHERE email_norm IN (SELECT email_norm FROM work)"
+        )
+        profiles = _frame(
+            cur, f"SELECT {_PROFILE_FIELDS} FROM source_customers WHERE email_norm IN (SELECT email_norm FROM work)"
+        )
         customers = aggregate_customers(orders, config, profiles)
         customers = _with_ids(cur, customers)
         # In key order: the rows go into the clustered table in the order it stores them.
@@ -99,7 +104,9 @@ def _with_ids(cur: Cursor, customers: pd.DataFrame) -> pd.DataFrame:
     if customers.empty:
         return customers.assign(id=pd.Series(dtype="int64"))
     cur.temp_table("wanted", columns="feed TEXT, email_norm TEXT")
-    cur.bulk_insert("wanted", ["feed", "email_norm"], pa.Table.from_pandas(customers[["feed", "email_norm"]], preserve_index=False))
+    cur.bulk_insert(
+        "wanted", ["feed", "email_norm"], pa.Table.from_pandas(customers[["feed", "email_norm"]], preserve_index=False)
+    )
     cur.analyze("wanted")
     known = _frame(
         cur,
@@ -119,7 +126,9 @@ def _with_ids(cur: Cursor, customers: pd.DataFrame) -> pd.DataFrame:
             ids.append(next_id[feed])
         merged.loc[new.index, "id"] = ids
         allocated = pd.DataFrame({"feed": new["feed"].values, "email_norm": new["email_norm"].values, "id": ids})
-        cur.bulk_insert("customer_ids", ["feed", "email_norm", "id"], pa.Table.from_pandas(allocated, preserve_index=False))
+        cur.bulk_insert(
+            "customer_ids", ["feed", "email_norm", "id"], pa.Table.from_pandas(allocated, preserve_index=False)
+        )
     merged["id"] = merged["id"].astype("int64")
     return merged
 
@@ -177,9 +186,7 @@ def _apply_block_changes(cur: Cursor, old: pd.DataFrame, new: pd.DataFrame) -> d
     the first block whose row count changed (running counts are refreshed from there).
     """
     columns = ["feed", "id", "orders_count", "total_spent_minor"]
-    rows = pd.concat(
-        [old[columns].assign(n=-1, sign=-1), new[columns].assign(n=1, sign=1)], ignore_index=True
-    )
+    rows = pd.concat([old[columns].assign(n=-1, sign=-1), new[columns].assign(n=1, sign=1)], ignore_index=True)
     if rows.empty:
         return {}
     rows["id"] = rows["id"].astype("int64")
@@ -220,8 +227,10 @@ def _refresh_meta(cur: Cursor, config: FeedConfig, first_moved: dict[str, int], 
     for feed, block in first_moved.items():
         cur.execute(
             "UPDATE feed_blocks SET cum_before = r.cum FROM ("
-            " SELECT block, COALESCE(SUM(n) OVER (ORDER BY block ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cum"
-            " FROM feed_blocks WHERE feed = ?) r WHERE feed_blocks.feed = ? AND feed_blocks.block = r.block AND feed_blocks.block >= ?",
+            " SELECT block,"
+            "  COALESCE(SUM(n) OVER (ORDER BY block ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cum"
+            " FROM feed_blocks WHERE feed = ?) r"
+            " WHERE feed_blocks.feed = ? AND feed_blocks.block = r.block AND feed_blocks.block >= ?",
             (feed, feed, block),
         )
     totals = {}
@@ -230,7 +239,8 @@ def _refresh_meta(cur: Cursor, config: FeedConfig, first_moved: dict[str, int], 
         totals[feed.name] = int(cur.fetchone()[0])
         cur.execute(
             "INSERT INTO feed_meta (feed, total, config_fingerprint, published_at, run_id) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (feed) DO UPDATE SET total = excluded.total, config_fingerprint = excluded.config_fingerprint,"
+            " ON CONFLICT (feed) DO UPDATE SET total = excluded.total,"
+            " config_fingerprint = excluded.config_fingerprint,"
             " published_at = excluded.published_at, run_id = excluded.run_id",
             (feed.name, totals[feed.name], config.fingerprint, now_epoch(), run_id),
         )

@@ -11,11 +11,12 @@ reads the warehouse only (no Airflow), through a connection pool on PostgreSQL.
 
     python -m include.feed_service --port 8810
     uvicorn include.feed_service:create_app --factory --port 8810
+
+It imports neither Airflow nor the source clients: it is its own process in production.
 """
 
 from __future__ import annotations
 
-import argparse
 import hmac
 import json
 import logging
@@ -28,9 +29,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from include.config import Feed, FeedConfig, load_config
-from include.normalize import minor_to_major
+from include.money import minor_to_major
 from include.schema import FEED_CUSTOMER_KEYS
 from include.warehouse import Warehouse, url_from_env
+from include.warehouse.feed_reads import feed_page, feed_total
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 1_000_000
@@ -69,7 +71,9 @@ def _positive_int(name: str, raw, default: int, maximum: int) -> int:
     return value
 
 
-def create_app(config: FeedConfig | None = None, warehouse: Warehouse | None = None, max_per_page: int | None = None) -> FastAPI:
+def create_app(
+    config: FeedConfig | None = None, warehouse: Warehouse | None = None, max_per_page: int | None = None
+) -> FastAPI:
     config = config or load_config()
     warehouse = warehouse or Warehouse(url_from_env())
     max_per_page = max_per_page or int(os.environ.get("FEED_MAX_PER_PAGE", "1000"))
@@ -130,12 +134,25 @@ def create_app(config: FeedConfig | None = None, warehouse: Warehouse | None = N
         except BadInput as exc:
             return error(400, str(exc))
         # The database call runs in the thread pool: it must not stall the event loop.
-        rows, total = await run_in_threadpool(warehouse.feed_page, feed.name, page, per_page)
+        rows, total = await run_in_threadpool(feed_page, warehouse, feed.name, page, per_page)
         data = [
-            dict(zip(FEED_CUSTOMER_KEYS, (
-                int(cid), email, first, last, int(orders), minor_to_major(int(spent), currency),
-                currency, phone, registered, gender,
-            )))
+            dict(
+                zip(
+                    FEED_CUSTOMER_KEYS,
+                    (
+                        int(cid),
+                        email,
+                        first,
+                        last,
+                        int(orders),
+                        minor_to_major(int(spent), currency),
+                        currency,
+                        phone,
+                        registered,
+                        gender,
+                    ),
+                )
+            )
             for cid, email, first, last, orders, spent, currency, phone, registered, gender in rows
         ]
         return envelope(page, per_page, total, data)
@@ -149,30 +166,18 @@ def create_app(config: FeedConfig | None = None, warehouse: Warehouse | None = N
         return {
             "code": 200,
             "data": {
-                "name": store.name, "currency": store.currency, "time_zone": store.time_zone,
-                "email": store.email, "description": store.description, "country": store.country,
+                "name": store.name,
+                "currency": store.currency,
+                "time_zone": store.time_zone,
+                "email": store.email,
+                "description": store.description,
+                "country": store.country,
                 "country_code": store.country_code,
             },
         }
 
     @app.get("/healthz")
     def healthz():
-        return {"status": "ok", "feeds": {f.name: {"total": warehouse.feed_total(f.name)} for f in config.feeds}}
+        return {"status": "ok", "feeds": {f.name: {"total": feed_total(warehouse, f.name)} for f in config.feeds}}
 
     return app
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="converted.in feed service")
-    parser.add_argument("--host", default=os.environ.get("FEED_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("FEED_PORT", "8810")))
-    args = parser.parse_args()
-    import uvicorn
-
-    logging.basicConfig(level=logging.INFO)
-    # The access log shows method, path and status only: form bodies (tokens) are never logged.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
-
-
-if __name__ == "__main__":
-    main()

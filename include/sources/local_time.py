@@ -15,11 +15,11 @@ Sunday of March skips one. Two rules follow:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 SOURCE_FORMAT = "%Y-%m-%d %H:%M:%S"
-UTC = timezone.utc
+UTC = UTC
 
 
 def parse_local(text: str, tz: ZoneInfo) -> datetime:

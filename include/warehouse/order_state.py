@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
-from include.warehouse import Cursor, Warehouse, indexed_columns, now_epoch
+from include.warehouse import Cursor, Warehouse, now_epoch
+from include.warehouse.ddl import indexed_columns
 
 _KEY = ("source", "domain", "order_id")
 _PROFILE_KEY = ("source", "domain", "customer_ref")
@@ -51,7 +52,9 @@ def latest_versions(records: pa.Table, key: tuple[str, ...] = _KEY) -> pa.Table:
     """One row per key: the latest version within the batch, by the order-state rule."""
     if records.num_rows == 0:
         return records
-    ordered = records.sort_by([(c, "ascending") for c in key] + [("changed_at", "ascending"), ("version_hash", "ascending")])
+    ordered = records.sort_by(
+        [(c, "ascending") for c in key] + [("changed_at", "ascending"), ("version_hash", "ascending")]
+    )
     keys = [ordered.column(c) for c in key]
     # A row is its key's latest when the next row has another key (or there is none).
     n = ordered.num_rows
@@ -93,7 +96,10 @@ def load_orders(
                 cur.execute(f"DELETE FROM {table} WHERE source = ? AND domain = ?", (source, domain))
         changed = _merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(orders)))
         changed_profiles = _merge(
-            cur, "source_customers", _PROFILE_KEY, PROFILE_COLUMNS,
+            cur,
+            "source_customers",
+            _PROFILE_KEY,
+            PROFILE_COLUMNS,
             to_warehouse_rows(latest_versions(profiles, _PROFILE_KEY)),
         )
         removed = _delete_customers(cur, deleted)
@@ -183,3 +189,16 @@ def _advance_watermark(cur: Cursor, window: LoadedWindow, run_id: str) -> None:
         " updated_at = excluded.updated_at, last_run_id = excluded.last_run_id",
         (window.source, window.domain, new, now_epoch(), run_id),
     )
+
+
+def watermarks(wh: Warehouse, source: str) -> dict[str, int]:
+    with wh.reader() as cur:
+        cur.execute("SELECT domain, watermark FROM sync_state WHERE source = ? AND watermark IS NOT NULL", (source,))
+        return dict(cur.fetchall())
+
+
+def source_customer_refs(wh: Warehouse, source: str, domain: str) -> set[str]:
+    """The customer ids of a source domain the warehouse already holds a profile of."""
+    with wh.reader() as cur:
+        cur.execute("SELECT customer_ref FROM source_customers WHERE source = ? AND domain = ?", (source, domain))
+        return {r[0] for r in cur.fetchall()}

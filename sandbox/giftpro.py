@@ -11,7 +11,7 @@ Europe/London ``Y-m-d H:i:s``.
 Admin endpoints under ``/_sandbox/`` (no key) let tests and the demo read the whole store, change
 orders at chosen times (refunds, chargebacks, edited emails, consent) and inject faults.
 
-    python -m include.sandbox.giftpro --port 8801 --seed 42 --orders 2000
+    python -m sandbox.giftpro --port 8801 --seed 42 --orders 2000
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ import copy
 import random
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from include.config import FeedConfig
-from include.sandbox import truth
-from include.sandbox.server import Faults, ThreadedServer, apply_faults
-from include.source_time import SOURCE_FORMAT, format_local, parse_local
+from include.sources.local_time import SOURCE_FORMAT, format_local, parse_local
+from sandbox import truth
+from sandbox.server import Faults, ThreadedServer, apply_faults
 
 LONDON = ZoneInfo("Europe/London")
 DEFAULT_API_KEY = "gp_sandbox_key"
@@ -64,7 +64,7 @@ class GiftProStore:
         self.orders: dict[int, dict] = {}
         self.next_id = 100_001
         self.faults = Faults()
-        self.page_hooks: dict[int, Callable[["GiftProStore"], None]] = {}
+        self.page_hooks: dict[int, Callable[[GiftProStore], None]] = {}
 
     # -- changes
 
@@ -76,14 +76,30 @@ class GiftProStore:
             name, currency = DOMAINS.get(domain, (f"Property {domain}", "GBP"))
             created = _local_text(fields.pop("dateCreated", "2026-01-01 12:00:00"))
             order = {
-                "orderID": int(order_id), "domainID": domain, "domainName": name, "dateCreated": created,
-                "changed": created, "emailAddress": "customer@example.com", "currencyCode": currency,
-                "total": 25.0, "delivery": 0.0, "paymentMethod": "Public", "status": "Complete",
-                "customerName": "", "billingAddressLine1": "1 High Street", "billingAddressLine2": "",
-                "billingAddressLocality": "Felixstowe", "billingAddressCounty": "Suffolk",
-                "billingAddressPostcode": "IP11 7BL", "billingAddressCountry": "United Kingdom",
-                "deliveryName": "", "deliveryMethodName": "Email", "marketingOptedIn": False,
-                "marketingDoubleOptedIn": False, "refunded": False, "personalTaxIdentifier": None,
+                "orderID": int(order_id),
+                "domainID": domain,
+                "domainName": name,
+                "dateCreated": created,
+                "changed": created,
+                "emailAddress": "customer@example.com",
+                "currencyCode": currency,
+                "total": 25.0,
+                "delivery": 0.0,
+                "paymentMethod": "Public",
+                "status": "Complete",
+                "customerName": "",
+                "billingAddressLine1": "1 High Street",
+                "billingAddressLine2": "",
+                "billingAddressLocality": "Felixstowe",
+                "billingAddressCounty": "Suffolk",
+                "billingAddressPostcode": "IP11 7BL",
+                "billingAddressCountry": "United Kingdom",
+                "deliveryName": "",
+                "deliveryMethodName": "Email",
+                "marketingOptedIn": False,
+                "marketingDoubleOptedIn": False,
+                "refunded": False,
+                "personalTaxIdentifier": None,
             }
             order.update(fields)
             if "changed" in fields:
@@ -111,7 +127,7 @@ class GiftProStore:
     def set_consent(self, order_id: int, opted_in: bool, at) -> dict:
         return self.update(order_id, at, marketingOptedIn=bool(opted_in))
 
-    def on_page(self, page: int, hook: Callable[["GiftProStore"], None]) -> None:
+    def on_page(self, page: int, hook: Callable[[GiftProStore], None]) -> None:
         """Run `hook` (once) just before list page `page` is served: lists that move while read."""
         self.page_hooks[page] = hook
 
@@ -149,11 +165,12 @@ class GiftProStore:
             hook(self)
         with self.lock:
             rows = [
-                o for o in self.orders.values()
+                o
+                for o in self.orders.values()
                 if (domain is None or o["domainID"] == domain) and all(op(o[f], v) for f, op, v in filters)
             ]
             rows.sort(key=lambda o: (o["dateCreated"], o["orderID"]), reverse=True)
-            return copy.deepcopy(rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE])
+            return copy.deepcopy(rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
 
     def get(self, order_id: int) -> dict | None:
         with self.lock:
@@ -200,13 +217,25 @@ def create_app(store: GiftProStore, api_key: str = DEFAULT_API_KEY) -> FastAPI:
         if not order:
             return _error(404, "not_found", f"order {order_id} not found")
         voided = order["refunded"] or order["status"] == "Chargeback"
-        return [{
-            "rowID": order_id * 10, "orderID": order_id, "productID": 8, "name": "Monetary Voucher",
-            "type": "Voucher", "redeemCode": f"SBX{order_id}", "clientCode": "",
-            "validFromDate": order["dateCreated"], "redeemedDate": "", "expiryDate": "",
-            "status": "Void" if voided else "Valid", "total": order["total"],
-            "currencyCode": order["currencyCode"], "partiallyRedeemable": False, "redeemHistory": [],
-        }]
+        return [
+            {
+                "rowID": order_id * 10,
+                "orderID": order_id,
+                "productID": 8,
+                "name": "Monetary Voucher",
+                "type": "Voucher",
+                "redeemCode": f"SBX{order_id}",
+                "clientCode": "",
+                "validFromDate": order["dateCreated"],
+                "redeemedDate": "",
+                "expiryDate": "",
+                "status": "Void" if voided else "Valid",
+                "total": order["total"],
+                "currencyCode": order["currencyCode"],
+                "partiallyRedeemable": False,
+                "redeemHistory": [],
+            }
+        ]
 
     @app.get("/_sandbox/health")
     def health():
@@ -256,10 +285,50 @@ def _key(request: Request) -> str | None:
 
 # --------------------------------------------------------------------------- seeded data
 
-FIRST = ["Mary", "Nathan", "Zoë", "José", "Łukasz", "Siobhán", "Aoife", "Chloé", "Oliver", "Amelia",
-         "صالح", "Björn", "Ines", "Noah", "Grace", "Seán", "Fatima", "Mateo", "Ava", "Jack"]
-LAST = ["Green", "Owen", "Brontë", "Álvarez", "Żółć", "Ó Briain", "Murphy", "Dubois", "Smith", "Jones",
-        "عادل", "Müller", "Costa", "Walsh", "Patel", "Kelly", "Nguyen", "García", "Brown", "Taylor"]
+FIRST = [
+    "Mary",
+    "Nathan",
+    "Zoë",
+    "José",
+    "Łukasz",
+    "Siobhán",
+    "Aoife",
+    "Chloé",
+    "Oliver",
+    "Amelia",
+    "صالح",
+    "Björn",
+    "Ines",
+    "Noah",
+    "Grace",
+    "Seán",
+    "Fatima",
+    "Mateo",
+    "Ava",
+    "Jack",
+]
+LAST = [
+    "Green",
+    "Owen",
+    "Brontë",
+    "Álvarez",
+    "Żółć",
+    "Ó Briain",
+    "Murphy",
+    "Dubois",
+    "Smith",
+    "Jones",
+    "عادل",
+    "Müller",
+    "Costa",
+    "Walsh",
+    "Patel",
+    "Kelly",
+    "Nguyen",
+    "García",
+    "Brown",
+    "Taylor",
+]
 _START = datetime(2025, 1, 1, tzinfo=LONDON)
 _END = datetime(2026, 11, 1, tzinfo=LONDON)
 
@@ -277,20 +346,36 @@ def seed_store(seed: int = 42, orders: int = 2000, store: GiftProStore | None = 
         phone = f"+4477009{rng.randrange(10**5):05d}" if rng.random() < 0.25 else None
         customers.append((f"guest{i}.{seed}@example.com", f"{first} {last}", brands, phone))
     span = int((_END - _START).total_seconds())
-    dst = ["2026-10-25 01:05:00", "2026-10-25 01:40:00", "2026-10-25 00:55:00", "2026-10-25 02:10:00",
-           "2026-03-29 00:50:00", "2026-03-29 02:05:00", "2026-03-29 00:59:59"]
+    dst = [
+        "2026-10-25 01:05:00",
+        "2026-10-25 01:40:00",
+        "2026-10-25 00:55:00",
+        "2026-10-25 02:10:00",
+        "2026-03-29 00:50:00",
+        "2026-03-29 02:05:00",
+        "2026-03-29 00:59:59",
+    ]
     for n in range(orders):
-        email, name, brands, phone = customers[min(int(rng.paretovariate(1.2)) - 1, len(customers) - 1)
-                                                if rng.random() < 0.3 else rng.randrange(len(customers))]
+        email, name, brands, phone = customers[
+            min(int(rng.paretovariate(1.2)) - 1, len(customers) - 1)
+            if rng.random() < 0.3
+            else rng.randrange(len(customers))
+        ]
         domain = rng.choice(brands)
         created = dst[n] if n < len(dst) else format_local(_START + timedelta(seconds=rng.randrange(span)), LONDON)
         shown = rng.choice([email, email.upper(), f"  {email} ", email.title(), email])
         status = rng.choices(["Complete", "Pending", "Cancelled"], [92, 4, 4])[0]
         order = store.add_order(
-            domainID=domain, dateCreated=created, emailAddress=shown,
+            domainID=domain,
+            dateCreated=created,
+            emailAddress=shown,
             total=round(rng.choice([25, 50, 75, 100, 150]) + rng.choice([0, 0, 0.5, 0.99, 12.34]), 2),
-            delivery=rng.choice([0.0, 2.95]), status=status, customerName=name if rng.random() < 0.95 else "",
-            deliveryName=name, marketingOptedIn=rng.random() < 0.8, phoneNumber=phone if rng.random() < 0.7 else None,
+            delivery=rng.choice([0.0, 2.95]),
+            status=status,
+            customerName=name if rng.random() < 0.95 else "",
+            deliveryName=name,
+            marketingOptedIn=rng.random() < 0.8,
+            phoneNumber=phone if rng.random() < 0.7 else None,
         )
         later = parse_local(created, LONDON) + timedelta(days=rng.randint(1, 60))
         later = min(later, _END - timedelta(minutes=1))

@@ -5,7 +5,8 @@ Different Breed has no list-all-customers endpoint: the merchant's own customer 
 
 * ``customers_file``: a CSV with a header ``profile,cust_id`` (a path relative to the project, or
   absolute), e.g. an export of the merchant's CRM;
-* ``customers_sql`` on connection ``customers_sql_conn_id`` (sqlite or postgres): a query
+* ``customers_sql`` on connection ``customers_sql_conn_id`` (any DB-API connection Airflow has a
+  provider for: sqlite, postgres, ...): a query
   returning the cust_ids in its first column; a ``?`` in it is bound to the profile.
 """
 
@@ -39,12 +40,17 @@ def _from_file(path: Path, profile: str) -> list[str]:
 
 
 def _from_sql(settings: DifferentBreedSettings, profile: str) -> list[str]:
-    from include.warehouse import Warehouse, url_from_airflow
+    """Through the connection's own Airflow hook (any DB-API provider: sqlite, postgres, ...)."""
+    from airflow.sdk import BaseHook
 
     if not settings.customers_sql_conn_id:
         raise ValueError("differentbreed: customers_sql needs customers_sql_conn_id")
-    wh = Warehouse(url_from_airflow(settings.customers_sql_conn_id, default=None))
-    params = (profile,) if "?" in settings.customers_sql else ()
-    with wh.reader() as cur:
-        cur.execute(settings.customers_sql, params)
-        return [str(row[0]) for row in cur.fetchall()]
+    hook = BaseHook.get_connection(settings.customers_sql_conn_id).get_hook()
+    sql = settings.customers_sql
+    params = None
+    if "?" in sql:
+        # Documented with `?`; a hook whose driver speaks `%s` (psycopg2) gets it translated.
+        if getattr(hook, "placeholder", "?") != "?":
+            sql = sql.replace("?", hook.placeholder)
+        params = (profile,)
+    return [str(row[0]) for row in hook.get_records(sql, parameters=params)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from include.config import FeedConfig
-from include.normalize import minor_to_major
+from include.money import minor_to_major
 
 COMPARED = ("first_name", "last_name", "orders_count", "total_spent", "currency", "phone", "registered_at", "gender")
 
@@ -12,8 +12,10 @@ def expected_feed(truth: dict, config: FeedConfig, feed_name: str) -> dict[str, 
     """The rows converted.in should receive for `feed_name`, keyed by email (ids aside)."""
     currency = config.feed(feed_name).currency
     return {
-        email: {**{k: row[k] for k in COMPARED if k != "total_spent"},
-                "total_spent": minor_to_major(row["total_spent_minor"], currency)}
+        email: {
+            **{k: row[k] for k in COMPARED if k != "total_spent"},
+            "total_spent": minor_to_major(row["total_spent_minor"], currency),
+        }
         for (feed, email), row in truth.items()
         if feed == feed_name and row["accepts_marketing"]
     }

@@ -11,7 +11,7 @@ Assumptions (the public documentation does not show them; see README): orders ca
 ``date_from``/``date_to`` filter on ``updated_at`` (so a refund shows up as a change); a deleted
 or unknown customer answers 404.
 
-    python -m include.sandbox.differentbreed --port 8802 --seed 42 [--write-customer-list PATH]
+    python -m sandbox.differentbreed --port 8802 --seed 42 [--write-customer-list PATH]
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ import csv
 import random
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from include.sandbox.server import Faults, ThreadedServer, apply_faults
+from sandbox.server import Faults, ThreadedServer, apply_faults
 
 DEFAULT_KEY = "db_sandbox_key"
 PROFILE = "ampress-events"
 BASE = "/client/api/v1"
-UTC = timezone.utc
+UTC = UTC
 
 
 def iso(moment: datetime | str) -> str:
@@ -64,8 +64,14 @@ class DifferentBreedStore:
 
     def create_customer(self, email: str, forename: str, surname: str, at, cust_id: str | None = None) -> dict:
         with self.lock:
-            customer = {"cust_id": cust_id or self._id("cus"), "email": email, "forename": forename,
-                        "surname": surname, "created_at": iso(at), "updated_at": iso(at)}
+            customer = {
+                "cust_id": cust_id or self._id("cus"),
+                "email": email,
+                "forename": forename,
+                "surname": surname,
+                "created_at": iso(at),
+                "updated_at": iso(at),
+            }
             self.customers[customer["cust_id"]] = customer
             return dict(customer)
 
@@ -81,13 +87,31 @@ class DifferentBreedStore:
             for order_id in [k for k, o in self.orders.items() if o["cust_id"] == cust_id]:
                 del self.orders[order_id]
 
-    def add_order(self, cust_id: str, at, total=25.0, status="paid", currency="GBP", marketing_opt_in=True,
-                  event_name="Summer Gala", order_id: str | None = None) -> dict:
+    def add_order(
+        self,
+        cust_id: str,
+        at,
+        total=25.0,
+        status="paid",
+        currency="GBP",
+        marketing_opt_in=True,
+        event_name="Summer Gala",
+        order_id: str | None = None,
+    ) -> dict:
         with self.lock:
-            order = {"order_id": order_id or self._id("ord"), "cust_id": cust_id, "created_at": iso(at),
-                     "updated_at": iso(at), "status": status, "total": total, "currency": currency,
-                     "marketing_opt_in": marketing_opt_in, "event_name": event_name,
-                     "performance_date": iso(_parse(iso(at)) + timedelta(days=30)), "quantity": 2}
+            order = {
+                "order_id": order_id or self._id("ord"),
+                "cust_id": cust_id,
+                "created_at": iso(at),
+                "updated_at": iso(at),
+                "status": status,
+                "total": total,
+                "currency": currency,
+                "marketing_opt_in": marketing_opt_in,
+                "event_name": event_name,
+                "performance_date": iso(_parse(iso(at)) + timedelta(days=30)),
+                "quantity": 2,
+            }
             self.orders[order["order_id"]] = order
             return dict(order)
 
@@ -98,8 +122,10 @@ class DifferentBreedStore:
 
     def dump(self) -> dict:
         with self.lock:
-            return {"customers": [dict(c) for c in sorted(self.customers.values(), key=lambda c: c["cust_id"])],
-                    "orders": [dict(o) for o in sorted(self.orders.values(), key=lambda o: o["order_id"])]}
+            return {
+                "customers": [dict(c) for c in sorted(self.customers.values(), key=lambda c: c["cust_id"])],
+                "orders": [dict(o) for o in sorted(self.orders.values(), key=lambda o: o["order_id"])],
+            }
 
     def admit(self) -> float | None:
         """The rate limit: None to go ahead, else the seconds to wait (sliding window)."""
@@ -132,8 +158,11 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
             return fail(401, "unauthorised", "a valid admin-key and profile are required")
         wait = store.admit()
         if wait is not None:
-            return JSONResponse({"error": "rate_limited", "message": "250 requests per 10 seconds"},
-                                status_code=429, headers={"Retry-After": f"{max(wait, 0.01):.2f}"})
+            return JSONResponse(
+                {"error": "rate_limited", "message": "250 requests per 10 seconds"},
+                status_code=429,
+                headers={"Retry-After": f"{max(wait, 0.01):.2f}"},
+            )
         return await call_next(request)
 
     def customer_of(request: Request) -> dict | None:
@@ -149,8 +178,11 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
         body = await request.json()
         if not body.get("email"):
             return fail(400, "invalid", "email is required")
-        return {"payload": store.create_customer(body["email"], body.get("forename", ""), body.get("surname", ""),
-                                                 datetime.now(UTC))}
+        return {
+            "payload": store.create_customer(
+                body["email"], body.get("forename", ""), body.get("surname", ""), datetime.now(UTC)
+            )
+        }
 
     @app.post(f"{BASE}/customer/update")
     async def update_customer(request: Request):
@@ -169,8 +201,14 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
         return {"payload": {"deleted": True}}
 
     @app.get(f"{BASE}/orders")
-    def list_orders(request: Request, limit: int = 20, skip: int = 0, date_from: str | None = None,
-                    date_to: str | None = None, query: str | None = None):
+    def list_orders(
+        request: Request,
+        limit: int = 20,
+        skip: int = 0,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        query: str | None = None,
+    ):
         customer = customer_of(request)
         if not customer:
             return fail(404, "not_found", "customer not found")
@@ -182,11 +220,16 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
         except ValueError:
             return fail(400, "invalid", "date_from/date_to must be ISO 8601")
         with store.lock:
-            rows = [o for o in store.orders.values() if o["cust_id"] == customer["cust_id"]
-                    and (lo is None or _parse(o["updated_at"]) >= lo) and (hi is None or _parse(o["updated_at"]) < hi)
-                    and (not query or query.lower() in o["event_name"].lower())]
+            rows = [
+                o
+                for o in store.orders.values()
+                if o["cust_id"] == customer["cust_id"]
+                and (lo is None or _parse(o["updated_at"]) >= lo)
+                and (hi is None or _parse(o["updated_at"]) < hi)
+                and (not query or query.lower() in o["event_name"].lower())
+            ]
         rows.sort(key=lambda o: (o["updated_at"], o["order_id"]), reverse=True)
-        return {"payload": [dict(o) for o in rows[skip: skip + limit]], "meta": {"total": len(rows)}}
+        return {"payload": [dict(o) for o in rows[skip : skip + limit]], "meta": {"total": len(rows)}}
 
     @app.get(f"{BASE}/orders/order")
     def get_order(request: Request, order_id: str):
@@ -221,7 +264,9 @@ _START = datetime(2025, 1, 1, tzinfo=UTC)
 _END = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
 
 
-def seed_store(seed: int = 42, customers: int = 120, store: DifferentBreedStore | None = None) -> tuple[DifferentBreedStore, list[str]]:
+def seed_store(
+    seed: int = 42, customers: int = 120, store: DifferentBreedStore | None = None
+) -> tuple[DifferentBreedStore, list[str]]:
     """Reproducible data and the merchant's customer list for it.
 
     About half the customers share an email with the GiftPro sandbox (seed 42: guestN.42@…),
@@ -241,17 +286,25 @@ def seed_store(seed: int = 42, customers: int = 120, store: DifferentBreedStore 
         else:
             email = f"events.fan{n}@example.org"
         registered = _START + timedelta(seconds=rng.randrange(span))
-        customer = store.create_customer(email, rng.choice(forenames), rng.choice(surnames), registered,
-                                         cust_id=f"cus_{seed:02d}{n:05d}")
+        customer = store.create_customer(
+            email, rng.choice(forenames), rng.choice(surnames), registered, cust_id=f"cus_{seed:02d}{n:05d}"
+        )
         listed.append(customer["cust_id"])
         for k in range(rng.choice([0, 1, 1, 2, 3, 5])):
             created = registered + timedelta(seconds=rng.randrange(max(int((_END - registered).total_seconds()), 1)))
             status = rng.choices(["paid", "cancelled", "pending"], [90, 5, 5])[0]
-            order = store.add_order(customer["cust_id"], created, total=rng.choice([18.5, 35.0, 42.75, 120.0]),
-                                    status=status, marketing_opt_in=rng.random() < 0.8,
-                                    order_id=f"ord_{seed:02d}{n:05d}{k}")
+            order = store.add_order(
+                customer["cust_id"],
+                created,
+                total=rng.choice([18.5, 35.0, 42.75, 120.0]),
+                status=status,
+                marketing_opt_in=rng.random() < 0.8,
+                order_id=f"ord_{seed:02d}{n:05d}{k}",
+            )
             if status == "paid" and rng.random() < 0.1:
-                store.update_order(order["order_id"], min(created + timedelta(days=rng.randint(1, 20)), _END), status="refunded")
+                store.update_order(
+                    order["order_id"], min(created + timedelta(days=rng.randint(1, 20)), _END), status="refunded"
+                )
     bad = listed[1]
     store.add_order(bad, "2026-05-01T10:00:00Z", currency="XYZ", order_id="ord_bad_currency")
     store.add_order(bad, "2026-05-02T10:00:00Z", total="n/a", order_id="ord_bad_total")
@@ -286,7 +339,9 @@ def main() -> None:
     store, listed = seed_store(args.seed, args.customers)
     if args.write_customer_list:
         write_customer_list(args.write_customer_list, store.profile, listed)
-    print(f"Different Breed sandbox: http://{args.host}:{args.port}{BASE} ({len(store.customers)} customers)", flush=True)
+    print(
+        f"Different Breed sandbox: http://{args.host}:{args.port}{BASE} ({len(store.customers)} customers)", flush=True
+    )
     uvicorn.run(create_app(store, args.admin_key), host=args.host, port=args.port, log_level="warning")
 
 

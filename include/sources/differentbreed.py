@@ -16,14 +16,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from include.config import DifferentBreedSettings
-from include.normalize import BadRecord, normalize_currency, normalize_email, to_minor_units, version_hash
+from include.money import normalize_currency, to_minor_units
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA, to_table
-from include.source_http import SourceHttp
+from include.sources.http import SourceHttp
+from include.sources.normalize import BadRecord, normalize_email, version_hash
 
 RATE_LIMIT, RATE_PERIOD = 250, 10.0
 PAGE_SIZE = 100
@@ -51,8 +52,15 @@ class SlidingWindowLimiter:
 
 
 class DifferentBreedClient:
-    def __init__(self, conn_id: str = "differentbreed_default", profile: str = "", share_of_rate_limit: float = 1.0,
-                 rate_limit: int = RATE_LIMIT, rate_period: float = RATE_PERIOD, **http_options):
+    def __init__(
+        self,
+        conn_id: str = "differentbreed_default",
+        profile: str = "",
+        share_of_rate_limit: float = 1.0,
+        rate_limit: int = RATE_LIMIT,
+        rate_period: float = RATE_PERIOD,
+        **http_options,
+    ):
         # 90% of the share: the server counts arrivals, not departures, so a limiter at exactly
         # the limit still meets the odd 429 when requests bunch up on the wire.
         self.limiter = SlidingWindowLimiter(int(rate_limit * share_of_rate_limit * 0.9), rate_period)
@@ -74,8 +82,9 @@ class DifferentBreedClient:
         seen: dict[str, dict] = {}
         skip = 0
         while True:
-            status, body = self.http.get_json("/orders", params={**params, "skip": skip},
-                                              headers={"customer": cust_id}, accept=(404,))
+            status, body = self.http.get_json(
+                "/orders", params={**params, "skip": skip}, headers={"customer": cust_id}, accept=(404,)
+            )
             if status == 404:
                 return list(seen.values())
             page = body.get("payload") or []
@@ -87,19 +96,21 @@ class DifferentBreedClient:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _utc(text) -> datetime:
     try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(timezone.utc)
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         raise BadRecord(f"unparseable date {str(text)[:30]!r}") from None
 
 
 def normalize_profile(raw: dict, profile: str) -> dict:
     row = {
-        "source": "differentbreed", "domain": profile, "customer_ref": str(raw["cust_id"]),
+        "source": "differentbreed",
+        "domain": profile,
+        "customer_ref": str(raw["cust_id"]),
         "email_norm": normalize_email(raw.get("email")),
         "first_name": (raw.get("forename") or "").strip() or None,
         "last_name": (raw.get("surname") or "").strip() or None,
@@ -110,7 +121,9 @@ def normalize_profile(raw: dict, profile: str) -> dict:
     return row
 
 
-def normalize_order(raw: dict, customer: dict, profile: str, settings: DifferentBreedSettings, expected_currency: str) -> dict:
+def normalize_order(
+    raw: dict, customer: dict, profile: str, settings: DifferentBreedSettings, expected_currency: str
+) -> dict:
     if not raw.get("order_id"):
         raise BadRecord("missing order_id")
     currency = normalize_currency(raw.get("currency"))
@@ -120,12 +133,21 @@ def normalize_order(raw: dict, customer: dict, profile: str, settings: Different
     status = str(raw.get("status") or "")
     successful = status in settings.success_statuses
     row = {
-        "source": "differentbreed", "domain": profile, "order_id": str(raw["order_id"]),
-        "email_norm": customer["email_norm"], "created_at": _utc(raw.get("created_at")),
-        "changed_at": _utc(raw.get("updated_at") or raw.get("created_at")), "status": status,
-        "successful": successful, "total_minor": amount if successful else 0, "currency": currency,
-        "first_name": None, "last_name": None, "phone": None,
-        "marketing_opt_in": bool(raw.get("marketing_opt_in")), "customer_ref": customer["customer_ref"],
+        "source": "differentbreed",
+        "domain": profile,
+        "order_id": str(raw["order_id"]),
+        "email_norm": customer["email_norm"],
+        "created_at": _utc(raw.get("created_at")),
+        "changed_at": _utc(raw.get("updated_at") or raw.get("created_at")),
+        "status": status,
+        "successful": successful,
+        "total_minor": amount if successful else 0,
+        "currency": currency,
+        "first_name": None,
+        "last_name": None,
+        "phone": None,
+        "marketing_opt_in": bool(raw.get("marketing_opt_in")),
+        "customer_ref": customer["customer_ref"],
     }
     row["version_hash"] = version_hash(row)
     return row
@@ -141,8 +163,13 @@ class CustomersResult:
 
 
 def extract_customers(
-    client: DifferentBreedClient, cust_ids: list[str], new_cust_ids: set[str], lower: datetime | None,
-    upper: datetime, settings: DifferentBreedSettings, expected_currency: str,
+    client: DifferentBreedClient,
+    cust_ids: list[str],
+    new_cust_ids: set[str],
+    lower: datetime | None,
+    upper: datetime,
+    settings: DifferentBreedSettings,
+    expected_currency: str,
 ) -> CustomersResult:
     """Poll each customer: its profile (a 404 means deleted at the source) and its orders changed
     since `lower` — or all of them for a customer the warehouse has never seen."""
@@ -170,12 +197,23 @@ def extract_customers(
         profiles=to_table(profiles, PROFILE_SCHEMA),
         quarantine=to_table(bad, QUARANTINE_SCHEMA),
         deleted=deleted,
-        stats={"orders": len(orders), "quarantined": len(bad), "customers": len(cust_ids),
-               "requests": client.http.requests, "retries": client.http.retries,
-               "seconds": round(time.perf_counter() - started, 3)},
+        stats={
+            "orders": len(orders),
+            "quarantined": len(bad),
+            "customers": len(cust_ids),
+            "requests": client.http.requests,
+            "retries": client.http.retries,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
     )
 
 
 def _quarantine(profile: str, order_id, cust_id: str, reason: str, raw: dict) -> dict:
-    return {"source": "differentbreed", "domain": profile, "order_id": None if not order_id else str(order_id),
-            "customer_ref": cust_id, "reason": reason, "raw": json.dumps(raw, ensure_ascii=False, default=str)}
+    return {
+        "source": "differentbreed",
+        "domain": profile,
+        "order_id": None if not order_id else str(order_id),
+        "customer_ref": cust_id,
+        "reason": reason,
+        "raw": json.dumps(raw, ensure_ascii=False, default=str),
+    }

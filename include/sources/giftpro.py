@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from include.config import GiftProSettings
-from include.normalize import (
-    BadRecord, clean_text, normalize_currency, normalize_email, split_name, to_minor_units, version_hash,
-)
+from include.money import normalize_currency, to_minor_units
 from include.schema import ORDER_SCHEMA, QUARANTINE_SCHEMA, to_table
-from include.source_http import SourceHttp
-from include.source_time import parse_local
+from include.sources.http import SourceHttp
+from include.sources.local_time import parse_local
+from include.sources.normalize import BadRecord, clean_text, normalize_email, split_name, version_hash
 
 PAGE_SIZE = 50
 
@@ -126,8 +125,12 @@ class ExtractResult:
 
 
 def extract_domain(
-    client: GiftProClient, domain_id: str, changed_from: str | None, changed_to: str,
-    settings: GiftProSettings, expected_currency: str,
+    client: GiftProClient,
+    domain_id: str,
+    changed_from: str | None,
+    changed_to: str,
+    settings: GiftProSettings,
+    expected_currency: str,
 ) -> ExtractResult:
     """Fetch and normalise one domain's changed orders; bad records go to quarantine."""
     started = time.perf_counter()
@@ -137,15 +140,24 @@ def extract_domain(
             good.append(normalize_order(raw, settings, expected_currency))
         except BadRecord as exc:
             order_id = raw.get("orderID")
-            bad.append({
-                "source": "giftpro", "domain": str(domain_id), "order_id": None if order_id in (None, "") else str(order_id),
-                "customer_ref": None, "reason": str(exc), "raw": json.dumps(raw, ensure_ascii=False, default=str),
-            })
+            bad.append(
+                {
+                    "source": "giftpro",
+                    "domain": str(domain_id),
+                    "order_id": None if order_id in (None, "") else str(order_id),
+                    "customer_ref": None,
+                    "reason": str(exc),
+                    "raw": json.dumps(raw, ensure_ascii=False, default=str),
+                }
+            )
     return ExtractResult(
         orders=to_table(good, ORDER_SCHEMA),
         quarantine=to_table(bad, QUARANTINE_SCHEMA),
         stats={
-            "orders": len(good), "quarantined": len(bad), "requests": client.http.requests,
-            "retries": client.http.retries, "seconds": round(time.perf_counter() - started, 3),
+            "orders": len(good),
+            "quarantined": len(bad),
+            "requests": client.http.requests,
+            "retries": client.http.retries,
+            "seconds": round(time.perf_counter() - started, 3),
         },
     )

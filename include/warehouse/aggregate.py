@@ -27,8 +27,17 @@ import pandas as pd
 from include.config import FeedConfig
 
 CUSTOMER_FRAME_COLUMNS = [
-    "feed", "email_norm", "first_name", "last_name", "orders_count", "total_spent_minor",
-    "currency", "phone", "registered_at", "gender", "accepts_marketing",
+    "feed",
+    "email_norm",
+    "first_name",
+    "last_name",
+    "orders_count",
+    "total_spent_minor",
+    "currency",
+    "phone",
+    "registered_at",
+    "gender",
+    "accepts_marketing",
 ]
 
 _LATEST_ORDER = ["feed", "email_norm", "created_at", "source", "domain", "order_id"]
@@ -39,8 +48,10 @@ def feed_domains(config: FeedConfig) -> pd.DataFrame:
     rows = [
         (source, domain, feed.name, feed.currency, feed.store.time_zone)
         for feed in config.feeds
-        for source, domains in (("giftpro", feed.sources.giftpro_domains),
-                                ("differentbreed", feed.sources.differentbreed_profiles))
+        for source, domains in (
+            ("giftpro", feed.sources.giftpro_domains),
+            ("differentbreed", feed.sources.differentbreed_profiles),
+        )
         for domain in domains
     ]
     return pd.DataFrame(rows, columns=["source", "domain", "feed", "feed_currency", "time_zone"])
@@ -72,16 +83,26 @@ def aggregate_customers(orders: pd.DataFrame, config: FeedConfig, profiles: pd.D
     ).reset_index()
 
     named = frame[frame["first_name"].notna() & (frame["first_name"] != "")]
-    candidates = [named.assign(at=named["created_at"], kind=0, ref=named["order_id"])[keys + ["at", "kind", "source", "domain", "ref", "first_name", "last_name"]]]
+    candidates = [
+        named.assign(at=named["created_at"], kind=0, ref=named["order_id"])[
+            keys + ["at", "kind", "source", "domain", "ref", "first_name", "last_name"]
+        ]
+    ]
     if profiles is not None and not profiles.empty:
-        profiles = profiles.merge(feed_domains(config)[["source", "domain", "feed"]], on=["source", "domain"], how="inner")
-        registered = profiles.dropna(subset=["registered_at"]).groupby(keys)["registered_at"].min().rename("profile_registered")
+        profiles = profiles.merge(
+            feed_domains(config)[["source", "domain", "feed"]], on=["source", "domain"], how="inner"
+        )
+        registered = (
+            profiles.dropna(subset=["registered_at"]).groupby(keys)["registered_at"].min().rename("profile_registered")
+        )
         customers = customers.merge(registered.reset_index(), on=keys, how="left")
         # Numeric whatever the column came as (all-NULL registrations arrive as an object column,
         # which pandas refuses to assign into the int64 epochs, even an empty selection of it).
         profile_registered = pd.to_numeric(customers["profile_registered"], errors="coerce")
         earlier = profile_registered.notna() & (profile_registered < customers["registered_epoch"])
-        customers["registered_epoch"] = customers["registered_epoch"].where(~earlier, profile_registered).astype("int64")
+        customers["registered_epoch"] = (
+            customers["registered_epoch"].where(~earlier, profile_registered).astype("int64")
+        )
         named_profiles = profiles[profiles["first_name"].notna() & (profiles["first_name"] != "")]
         candidates.append(
             named_profiles.assign(at=named_profiles["changed_at"], kind=1, ref=named_profiles["customer_ref"])[

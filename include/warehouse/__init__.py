@@ -1,0 +1,19 @@
+"""The warehouse: order state, customer ids, the published customer table and sync state.
+
+One code path serves the embedded SQLite default and PostgreSQL; every difference between the
+two lives in :mod:`include.warehouse.dialects`. The modules of this package:
+
+``urls``        warehouse URLs from Airflow connections or the environment
+``dialects``    what differs between SQLite and PostgreSQL
+``ddl``         the tables and indexes, declared once
+``handle``      :class:`Warehouse` (transactions, readers) and its :class:`Cursor`
+``feed_reads``  the feed service's reads: totals and constant-time pages
+``order_state`` merging staged extracts; watermarks
+``aggregate``   orders -> customer rows (pure pandas)
+``publish``     the atomic publish of the customer table
+"""
+
+from include.warehouse.handle import Cursor, Warehouse, now_epoch
+from include.warehouse.urls import url_from_airflow, url_from_env
+
+__all__ = ["Cursor", "Warehouse", "now_epoch", "url_from_airflow", "url_from_env"]

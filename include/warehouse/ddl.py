@@ -1,0 +1,120 @@
+"""The warehouse tables, declared once (timestamps are epoch seconds UTC, booleans 0/1, money
+integer minor units):
+
+``order_state``    the latest version of every order, keyed by (source, domain, order_id)
+``source_customers`` the latest profile of every source customer (Different Breed), by cust_id
+``dirty_emails``   emails whose orders changed since the last publish (the publish work list)
+``sync_state``     one watermark per source x domain: everything changed before it is loaded
+``customer_ids``   the stable id of every (feed, email) ever seen; rows are never deleted
+``customers``      the published feed rows (consenting customers only), with ``pos``
+``feed_blocks``    per feed and block of 256 ids: rows, orders and money in it, rows before it
+``feed_meta``      per feed: total rows, config fingerprint, when and by which run published
+
+``pos`` makes every feed page cost the same: ``pos = block * 256 + rank within block`` where
+``block = id // 256``. A page starts at the ``pos`` found through ``feed_blocks`` (one indexed
+lookup) and is read with ``pos >= start ORDER BY pos LIMIT n`` (one index range scan), with no
+OFFSET. A publish renumbers only the blocks it touched and the running counts of the blocks
+after them (a few thousand small rows for millions of customers).
+"""
+
+from __future__ import annotations
+
+from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS
+from include.warehouse.dialects import Dialect
+
+BLOCK = 256
+
+CUSTOMER_COLUMNS = [
+    "feed",
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "orders_count",
+    "total_spent_minor",
+    "currency",
+    "phone",
+    "registered_at",
+    "gender",
+    "pos",
+]
+
+_COLUMN_TYPES = {
+    "created_at": "BIGINT",
+    "changed_at": "BIGINT",
+    "registered_at": "BIGINT",
+    "successful": "SMALLINT",
+    "total_minor": "BIGINT",
+    "marketing_opt_in": "SMALLINT",
+}
+
+
+# Secondary indexes, by table. Writers read them too: an upsert that assigns none of these
+# columns leaves every index untouched (see :func:`indexed_columns`).
+INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
+    "order_state": {"order_state_email": ("email_norm",), "order_state_customer": ("source", "domain", "customer_ref")},
+    "source_customers": {"source_customers_email": ("email_norm",)},
+    "customers": {"customers_pos": ("feed", "pos"), "customers_email": ("email",)},
+    "feed_blocks": {"feed_blocks_cum": ("feed", "cum_before")},
+}
+
+
+def indexed_columns(table: str) -> set[str]:
+    """Every column some secondary index of `table` covers."""
+    return {c for columns in INDEXES.get(table, {}).values() for c in columns}
+
+
+def ddl_statements(dialect: Dialect) -> list[str]:
+    return [
+        *_tables(dialect),
+        *(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})"
+            for table, indexes in INDEXES.items()
+            for name, columns in indexes.items()
+        ),
+    ]
+
+
+def _tables(dialect: Dialect) -> list[str]:
+    def columns(names):
+        return ",\n  ".join(f"{c} {_COLUMN_TYPES.get(c, 'TEXT')}" for c in names)
+
+    return [
+        f"""CREATE TABLE IF NOT EXISTS order_state (
+  {columns(ORDER_COLUMNS)},
+  PRIMARY KEY (source, domain, order_id)){dialect.clustered}""",
+        f"""CREATE TABLE IF NOT EXISTS source_customers (
+  {columns(PROFILE_COLUMNS)},
+  PRIMARY KEY (source, domain, customer_ref))""",
+        "CREATE TABLE IF NOT EXISTS dirty_emails (email_norm TEXT PRIMARY KEY)",
+        """CREATE TABLE IF NOT EXISTS sync_state (
+  source TEXT NOT NULL, domain TEXT NOT NULL, watermark BIGINT, updated_at BIGINT NOT NULL,
+  last_run_id TEXT, PRIMARY KEY (source, domain))""",
+        """CREATE TABLE IF NOT EXISTS customer_ids (
+  feed TEXT NOT NULL, email_norm TEXT NOT NULL, id BIGINT NOT NULL,
+  PRIMARY KEY (feed, email_norm), UNIQUE (feed, id))""",
+        f"""CREATE TABLE IF NOT EXISTS customers (
+  feed TEXT NOT NULL, id BIGINT NOT NULL, email TEXT NOT NULL, first_name TEXT NOT NULL,
+  last_name TEXT NOT NULL, orders_count INTEGER NOT NULL, total_spent_minor BIGINT NOT NULL,
+  currency TEXT NOT NULL, phone TEXT, registered_at TEXT NOT NULL, gender TEXT NOT NULL,
+  pos BIGINT, PRIMARY KEY (feed, id)){dialect.clustered}""",
+        """CREATE TABLE IF NOT EXISTS feed_blocks (
+  feed TEXT NOT NULL, block BIGINT NOT NULL, n INTEGER NOT NULL, orders BIGINT NOT NULL,
+  spent_minor BIGINT NOT NULL, cum_before BIGINT NOT NULL,
+  PRIMARY KEY (feed, block))""",
+        """CREATE TABLE IF NOT EXISTS feed_meta (
+  feed TEXT PRIMARY KEY, total BIGINT NOT NULL, config_fingerprint TEXT NOT NULL,
+  published_at BIGINT NOT NULL, run_id TEXT)""",
+    ]
+
+
+TABLES = (
+    "order_state",
+    "source_customers",
+    "dirty_emails",
+    "sync_state",
+    "customer_ids",
+    "customers",
+    "feed_blocks",
+    "feed_meta",
+)

@@ -1,0 +1,152 @@
+"""Everything that differs between SQLite and PostgreSQL: placeholders, bulk load, locking,
+temporary tables and DDL details."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from include.warehouse.urls import DEFAULT_SQLITE_PATH
+
+
+class Dialect:
+    """Everything that differs between SQLite and PostgreSQL."""
+
+    name: str
+    text = "TEXT"
+    # Appended to the tables whose rows are read and rewritten by primary-key range.
+    clustered = ""
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def connect(self):
+        raise NotImplementedError
+
+    def begin(self, cur) -> None:
+        """Open a write transaction."""
+
+    def begin_read_snapshot(self, cur) -> None:
+        cur.execute("BEGIN")
+
+    def lock(self, cur) -> None:
+        """Serialise writers: load and publish must never interleave."""
+
+    def bulk_insert(self, cur, table: str, columns: Sequence[str], data: pa.Table) -> None:
+        raise NotImplementedError
+
+    def temp_table(self, cur, name: str, like: str | None = None, columns: str | None = None) -> None:
+        raise NotImplementedError
+
+    def analyze(self, cur, table: str) -> None:
+        """Give the planner the size of a freshly filled table."""
+
+    def executemany(self, cur, statement: str, rows: Iterable[Sequence]) -> None:
+        cur.executemany(statement, rows)
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    # Rows stored in primary-key order: renumbering a block of a feed, or rewriting a run's
+    # orders of one domain, touches a few adjacent pages instead of one page per row, and the
+    # separate primary-key index (one more B-tree to write) goes.
+    clustered = " WITHOUT ROWID"
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def connect(self):
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        # WAL: the feed service keeps reading the previous table while a publish writes.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.execute("PRAGMA cache_size=-131072")  # 128 MiB: keeps the indexes a publish walks in memory
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    def begin(self, cur) -> None:
+        cur.execute("BEGIN IMMEDIATE")  # takes the write lock now, so writers never interleave
+
+    def bulk_insert(self, cur, table, columns, data):
+        placeholders = ",".join("?" * len(columns))
+        rows = zip(*(data.column(c).to_pylist() for c in columns))
+        cur.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({placeholders})", rows)
+
+    def temp_table(self, cur, name, like=None, columns=None):
+        cur.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        if like:
+            cur.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {like} WHERE 0")
+        else:
+            cur.execute(f"CREATE TEMP TABLE {name} ({columns})")
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s")
+
+    def connect(self):
+        import psycopg2
+
+        return psycopg2.connect(self.url)
+
+    def begin_read_snapshot(self, cur) -> None:
+        # psycopg2 opens write transactions on the first statement; a reader (autocommit) asks
+        # for one snapshot so the total and the rows belong to the same publish.
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def lock(self, cur) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('customer_feed.publish'))")
+
+    def bulk_insert(self, cur, table, columns, data):
+        # COPY is an order of magnitude faster than INSERTs; CSV keeps NULL and '' apart.
+        buffer = io.BytesIO()
+        pacsv.write_csv(
+            data.select(list(columns)),
+            buffer,
+            pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+        )
+        buffer.seek(0)
+        cur.copy_expert(f"COPY {table} ({','.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+    def temp_table(self, cur, name, like=None, columns=None):
+        # Qualified: an unqualified name would drop a permanent table of that name when this
+        # session has no temporary one yet.
+        cur.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        if like:
+            cur.execute(f"CREATE TEMP TABLE {name} (LIKE {like}) ON COMMIT DROP")
+        else:
+            cur.execute(f"CREATE TEMP TABLE {name} ({columns}) ON COMMIT DROP")
+
+    def executemany(self, cur, statement, rows):
+        # psycopg2's executemany is one round trip per row; pages of rows in one call instead.
+        from psycopg2.extras import execute_batch
+
+        execute_batch(cur, statement, rows, page_size=500)
+
+    def analyze(self, cur, table):
+        # Autovacuum never analyzes temporary tables, and a table loaded moments ago has no
+        # statistics yet: without them the planner joins a run's thousand rows to the order
+        # state with nested loops over sequential scans (seconds instead of milliseconds).
+        cur.execute(f"ANALYZE {table}")
+
+
+def dialect_for(url: str) -> Dialect:
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        return SQLiteDialect(url[len("sqlite:///") :] or str(DEFAULT_SQLITE_PATH))
+    if parsed.scheme in ("postgresql", "postgres"):
+        return PostgresDialect(url.replace("postgres://", "postgresql://", 1))
+    raise ValueError(f"unsupported warehouse URL scheme {parsed.scheme!r} (sqlite:/// or postgresql://)")
