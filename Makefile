@@ -22,6 +22,7 @@ help:
 	@echo "make demo     run the whole pipeline once on the sandbox and the embedded SQLite warehouse"
 	@echo "make test     run the test suite"
 	@echo "make run      run the DAG once for the hour ending at DATE (default now) against AIRFLOW_CONN_GIFTPRO_DEFAULT"
+	@echo "              CONFIRM=1 confirms a mass change the guard stopped"
 	@echo "make serve    run the converted.in feed service on FEED_PORT ($(FEED_PORT))"
 	@echo "make up       run Airflow (UI on :8080) with the GiftPro sandbox"
 	@echo "make sandbox  run the GiftPro sandbox on SANDBOX_PORT ($(SANDBOX_PORT))"
@@ -43,7 +44,7 @@ test: install
 	scripts/test.sh
 
 run: install
-	$(BIN)/python scripts/run_dag.py $(if $(DATE),--date "$(DATE)")
+	$(BIN)/python scripts/run_dag.py $(if $(DATE),--date "$(DATE)") $(if $(CONFIRM),--confirm-mass-change)
 
 serve: install
 	$(BIN)/python -m include.feed_service --port $(FEED_PORT)

@@ -18,6 +18,9 @@ table atomically. converted.in reads it from the feed service.
 * **One explicit window**: Trigger with params `start` / `end` (ISO 8601, UTC).
 * **Rebuild from scratch**: Trigger with `rebuild: true` — every property's full history is
   re-extracted, the order state replaced and every customer recomputed; customer ids are kept.
+* **Mass-change guard**: a run that would remove more than `guard.max_drop_share` of a feed's
+  customers or orders (or a source's customers) fails with the counts and changes nothing; when
+  the change is real, trigger again with `confirm_mass_change: true`.
 
 Configuration: feeds in `CUSTOMER_FEED_CONFIG`; connections `giftpro_default` (host = API base
 URL, password = API key), `differentbreed_default` (host = API base URL, password = admin key),
@@ -27,10 +30,12 @@ absent); staging root `CUSTOMER_FEED_STAGING_URL`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
@@ -69,6 +74,18 @@ def _config():
     return load_config()
 
 
+@contextlib.contextmanager
+def _guarded():
+    """The run's mass-change confirmation; a stop by the guard fails the task without retries
+    (it would stop the same way again) and says how to confirm."""
+    from include.guard import MassChangeError
+
+    try:
+        yield bool(get_current_context()["params"].get("confirm_mass_change"))
+    except MassChangeError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 @dag(
     dag_id="customer_feed",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
@@ -84,6 +101,9 @@ def _config():
             None, type=["null", "string"], format="date-time", description="Explicit window end (UTC, ISO 8601)"
         ),
         "rebuild": Param(False, type="boolean", description="Re-extract full history and recompute every customer"),
+        "confirm_mass_change": Param(
+            False, type="boolean", description="Let this run remove more of a feed than the mass-change guard allows"
+        ),
     },
     tags=["customer-feed", "giftpro", "differentbreed", "converted.in"],
     doc_md=__doc__,
@@ -126,15 +146,23 @@ def customer_feed():
         from include.pipeline import load_extracts
         from include.staging import staging_root
 
-        return load_extracts(
-            _warehouse(), [*giftpro, *differentbreed], _run_id(), _context_window()["rebuild"], staging_root()
-        )
+        with _guarded() as confirm:
+            return load_extracts(
+                _warehouse(),
+                [*giftpro, *differentbreed],
+                _run_id(),
+                _context_window()["rebuild"],
+                staging_root(),
+                _config(),
+                confirm,
+            )
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
         from include.pipeline import publish, summarize
 
-        published = publish(_warehouse(), _config(), _run_id(), _context_window()["rebuild"])
+        with _guarded() as confirm:
+            published = publish(_warehouse(), _config(), _run_id(), _context_window()["rebuild"], confirm)
         for line in summarize([*giftpro, *differentbreed], loaded, published):
             log.info("%s", line)
         return published

@@ -218,10 +218,17 @@ def extract_differentbreed(
 
 
 def load_extracts(
-    wh: Warehouse, extracts: list[dict], run_id: str, rebuild: bool, staging_root: str | None = None
+    wh: Warehouse,
+    extracts: list[dict],
+    run_id: str,
+    rebuild: bool,
+    staging_root: str | None = None,
+    config: FeedConfig | None = None,
+    confirm_mass_change: bool = False,
 ) -> dict:
     """Merge every staged extract of this run into the warehouse, in one transaction; then purge
-    the staged records of customers deleted at the source."""
+    the staged records of customers deleted at the source. The mass-change guard (`config`'s
+    ``guard``) may stop the load before it commits; `confirm_mass_change` lets it through."""
     started = time.perf_counter()
     orders = read_orders([e["orders_path"] for e in extracts])
     profiles = read_tables([e.get("profiles_path") for e in extracts], PROFILE_SCHEMA)
@@ -239,7 +246,17 @@ def load_extracts(
     )
     deleted = sorted({(e["source"], e["domain"], ref) for e in extracts for ref in e.get("deleted", ())})
     replace = sorted({(e["source"], e["domain"]) for e in extracts}) if rebuild else []
-    result = load_orders(wh, orders, windows, run_id, replace_domains=replace, profiles=profiles, deleted=deleted)
+    result = load_orders(
+        wh,
+        orders,
+        windows,
+        run_id,
+        replace_domains=replace,
+        profiles=profiles,
+        deleted=deleted,
+        guard=config.guard if config else None,
+        confirm_mass_change=confirm_mass_change,
+    )
     purged = 0
     if deleted and staging_root:
         for source, domain in sorted({(s, d) for s, d, _ in deleted}):
@@ -255,8 +272,8 @@ def load_extracts(
     }
 
 
-def publish(wh: Warehouse, config: FeedConfig, run_id: str, rebuild: bool) -> dict:
-    return publish_customers(wh, config, run_id, full=rebuild)
+def publish(wh: Warehouse, config: FeedConfig, run_id: str, rebuild: bool, confirm_mass_change: bool = False) -> dict:
+    return publish_customers(wh, config, run_id, full=rebuild, confirm_mass_change=confirm_mass_change)
 
 
 def summarize(extracts: list[dict], loaded: dict, published: dict) -> list[str]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.config import GuardSettings
+from include.guard import check_drop
 from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
 from include.warehouse import Cursor, Warehouse, now_epoch
 from include.warehouse.ddl import indexed_columns
@@ -76,6 +78,8 @@ def load_orders(
     replace_domains: list[tuple[str, str]] = (),
     profiles: pa.Table | None = None,
     deleted: list[tuple[str, str, str]] = (),
+    guard: GuardSettings | None = None,
+    confirm_mass_change: bool = False,
 ) -> dict:
     """Merge `orders` (ORDER_SCHEMA) and `profiles` (PROFILE_SCHEMA) into the state, apply
     deletions at the source, and advance the watermarks, atomically.
@@ -83,9 +87,15 @@ def load_orders(
     `replace_domains` first removes every stored order of those (source, domain) pairs (a rebuild
     from scratch). `deleted` lists (source, domain, customer_ref) of customers the source has
     deleted: their profile and every order of theirs go, and their customers are recomputed.
+
+    The mass-change guard (:mod:`include.guard`) stops the load, before anything is committed,
+    when a rebuild would replace a domain's orders with far fewer customers than it holds, or the
+    source deletes more than the allowed share of a domain's customers.
     """
     profiles = PROFILE_SCHEMA.empty_table() if profiles is None else profiles
+    guard = guard or GuardSettings()
     with wh.transaction() as cur:
+        _guard_rebuild(cur, orders, replace_domains, guard, confirm_mass_change)
         for source, domain in replace_domains:
             for table in ("order_state", "source_customers"):
                 cur.execute(
@@ -102,7 +112,7 @@ def load_orders(
             PROFILE_COLUMNS,
             to_warehouse_rows(latest_versions(profiles, _PROFILE_KEY)),
         )
-        removed = _delete_customers(cur, deleted)
+        removed = _delete_customers(cur, deleted, guard, confirm_mass_change)
         for window in windows:
             _advance_watermark(cur, window, run_id)
     return {
@@ -155,7 +165,39 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
     return changed
 
 
-def _delete_customers(cur: Cursor, deleted: list[tuple[str, str, str]]) -> int:
+def _guard_rebuild(
+    cur: Cursor, orders: pa.Table, replace_domains: list[tuple[str, str]], guard: GuardSettings, confirm: bool
+) -> None:
+    """A rebuild replaces each domain's orders with its new extract: an extract that comes back
+    empty or far smaller (a revoked key, a wrong domainID) must not wipe the domain."""
+    for source, domain in replace_domains:
+        cur.execute(
+            "SELECT COUNT(DISTINCT email_norm) FROM order_state WHERE source = ? AND domain = ?", (source, domain)
+        )
+        stored = int(cur.fetchone()[0])
+        mine = pc.and_(pc.equal(orders["source"], source), pc.equal(orders["domain"], domain))
+        incoming = pc.count_distinct(orders.filter(mine)["email_norm"]).as_py() if orders.num_rows else 0
+        check_drop(
+            f"the rebuild of {source} domain {domain}",
+            stored,
+            {"customers with orders": (stored, max(stored - incoming, 0))},
+            guard,
+            confirm,
+        )
+
+
+def _delete_customers(cur: Cursor, deleted: list[tuple[str, str, str]], guard: GuardSettings, confirm: bool) -> int:
+    for source, domain in sorted({(s, d) for s, d, _ in deleted}):
+        refs = sorted({r for s, d, r in deleted if (s, d) == (source, domain)})
+        cur.execute("SELECT customer_ref FROM source_customers WHERE source = ? AND domain = ?", (source, domain))
+        known = {r[0] for r in cur.fetchall()}
+        check_drop(
+            f"{source} domain {domain} (customers deleted at the source)",
+            len(known),
+            {"customers": (len(known), len(known.intersection(refs)))},
+            guard,
+            confirm,
+        )
     removed = 0
     for source, domain, customer_ref in deleted:
         for table in ("order_state", "source_customers"):

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from include.config import FeedConfig
+from include.guard import check_drop
 from include.money import minor_to_major
 from include.warehouse import Cursor, Warehouse, now_epoch
 from include.warehouse.aggregate import aggregate_customers
@@ -29,11 +30,20 @@ _ORDER_FIELDS = (
 _PROFILE_FIELDS = "source, domain, customer_ref, email_norm, first_name, last_name, registered_at, changed_at"
 
 
-def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool = False) -> dict:
-    """Recompute and publish; returns a summary per feed (customers, orders, total) and timings."""
+def publish_customers(
+    wh: Warehouse, config: FeedConfig, run_id: str, full: bool = False, confirm_mass_change: bool = False
+) -> dict:
+    """Recompute and publish; returns a summary per feed (customers, orders, total) and timings.
+
+    Before the commit, the mass-change guard compares each feed with what it was: when more than
+    ``guard.max_drop_share`` of its customers would leave it, or of its orders go, the publish
+    stops with :class:`~include.guard.MassChangeError` and the previous feed stays served
+    (unless `confirm_mass_change` or ``CUSTOMER_FEED_CONFIRM_MASS_CHANGE`` confirms it).
+    """
     started = time.perf_counter()
     with wh.transaction() as cur:
         full = full or _config_changed(cur, config)
+        before = _feed_sizes(cur)
         cur.temp_table("work", columns="email_norm TEXT PRIMARY KEY")
         if full:
             cur.execute(
@@ -61,6 +71,8 @@ def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool
             # Every customer is recomputed: rows of feeds no longer configured go too, and the
             # block counts are rebuilt from nothing.
             old = _frame(cur, "SELECT feed, id, pos, orders_count, total_spent_minor FROM customers WHERE 1 = 0")
+            cur.temp_table("previous", columns="feed TEXT, id BIGINT")
+            cur.execute("INSERT INTO previous (feed, id) SELECT feed, id FROM customers")
             cur.execute("DELETE FROM customers")
             cur.execute("DELETE FROM feed_blocks")
             cur.execute("DELETE FROM feed_meta")
@@ -73,12 +85,31 @@ def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool
         rows = _customer_rows(published, old)
         if full:
             cur.bulk_insert("customers", CUSTOMER_COLUMNS, rows)
+            cur.execute(
+                "SELECT p.feed, COUNT(*) FROM previous p WHERE NOT EXISTS"
+                " (SELECT 1 FROM customers c WHERE c.feed = p.feed AND c.id = p.id) GROUP BY p.feed"
+            )
+            left = {feed: int(n) for feed, n in cur.fetchall()}
         else:
             _replace_customers(cur, rows, old)
+            stayed = old[["feed", "id"]].merge(published[["feed", "id"]], on=["feed", "id"], how="left", indicator=True)
+            left = stayed.loc[stayed["_merge"] == "left_only"].groupby("feed").size().to_dict()
         first_moved = _apply_block_changes(cur, old, published)
         totals = _refresh_meta(cur, config, first_moved, run_id)
         cur.execute("DELETE FROM dirty_emails WHERE email_norm IN (SELECT email_norm FROM work)")
         summary = _summary(cur, config, totals)
+        for feed in config.feeds:
+            customers_before, orders_before = before.get(feed.name, (0, 0))
+            check_drop(
+                f"feed {feed.name!r}",
+                customers_before,
+                {
+                    "customers": (customers_before, int(left.get(feed.name, 0))),
+                    "orders": (orders_before, max(orders_before - summary[feed.name]["orders"], 0)),
+                },
+                config.guard,
+                confirm_mass_change,
+            )
     return {
         "feeds": summary,
         "recomputed_emails": recomputed,
@@ -91,6 +122,12 @@ def _frame(cur: Cursor, statement: str, params=()) -> pd.DataFrame:
     cur.execute(statement, params)
     names = [d[0] for d in cur.description]
     return pd.DataFrame.from_records(cur.fetchall(), columns=names)
+
+
+def _feed_sizes(cur: Cursor) -> dict[str, tuple[int, int]]:
+    """Per feed, the customers and orders it serves now (from the block counts)."""
+    cur.execute("SELECT feed, COALESCE(SUM(n), 0), COALESCE(SUM(orders), 0) FROM feed_blocks GROUP BY feed")
+    return {feed: (int(n), int(orders)) for feed, n, orders in cur.fetchall()}
 
 
 def _config_changed(cur: Cursor, config: FeedConfig) -> bool:
