@@ -17,7 +17,7 @@ FEED_PORT ?= 8810
 SANDBOX_PORT ?= 8801
 DATE ?=
 
-.PHONY: help install demo test run serve up sandbox e2e bench erase clean
+.PHONY: help install demo test run serve up sandbox e2e bench erase restore clean
 help:
 	@echo "make demo     run the whole pipeline once on the sandbox and the embedded SQLite warehouse"
 	@echo "make test     run the test suite"
@@ -27,7 +27,8 @@ help:
 	@echo "make up       run Airflow (UI on :8080) with the GiftPro sandbox"
 	@echo "make sandbox  run the GiftPro sandbox on SANDBOX_PORT ($(SANDBOX_PORT))"
 	@echo "make bench    run the benchmarks"
-	@echo "make erase    EMAIL=... remove one person from the warehouse, the feed and staging"
+	@echo "make erase    EMAIL=... remove one person from the warehouse, the feed and staging, for good"
+	@echo "make restore  EMAIL=... lift an erasure (both need CUSTOMER_FEED_ERASURE_KEY)"
 	@echo "make e2e      a distributed run: Airflow on PostgreSQL with Celery workers, REST trigger, backfill"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -65,6 +66,10 @@ e2e: install
 erase: install
 	@test -n "$(EMAIL)" || { echo "usage: make erase EMAIL=someone@example.com"; exit 2; }
 	$(BIN)/python -m include.erasure "$(EMAIL)"
+
+restore: install
+	@test -n "$(EMAIL)" || { echo "usage: make restore EMAIL=someone@example.com"; exit 2; }
+	$(BIN)/python -m include.erasure --restore "$(EMAIL)"
 
 clean:
 	rm -rf data .airflow

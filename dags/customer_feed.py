@@ -74,6 +74,13 @@ def _config():
     return load_config()
 
 
+def _suppression():
+    """Erased people, whose records are dropped before they are staged."""
+    from include.warehouse.suppression import load_suppression
+
+    return load_suppression(_warehouse())
+
+
 @contextlib.contextmanager
 def _guarded():
     """The run's mass-change confirmation; a stop by the guard fails the task without retries
@@ -128,7 +135,7 @@ def customer_feed():
         from include.pipeline import extract_giftpro
         from include.staging import staging_root
 
-        return extract_giftpro(spec, _config(), staging_root())
+        return extract_giftpro(spec, _config(), staging_root(), suppression=_suppression())
 
     # The pool bounds how many batches poll Different Breed at once; each batch's client takes
     # its share of the API's 250 requests per 10 seconds.
@@ -137,7 +144,9 @@ def customer_feed():
         from include.pipeline import extract_differentbreed
         from include.staging import staging_root
 
-        return extract_differentbreed(spec, _config(), staging_root(), parallel_tasks=DIFFERENTBREED_POOL_SLOTS)
+        return extract_differentbreed(
+            spec, _config(), staging_root(), parallel_tasks=DIFFERENTBREED_POOL_SLOTS, suppression=_suppression()
+        )
 
     # A source with nothing configured maps to zero tasks, which Airflow marks skipped: that must
     # not skip the load and publish of the other source.

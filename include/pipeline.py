@@ -15,6 +15,7 @@ from include.config import FeedConfig
 from include.schema import PROFILE_SCHEMA, QUARANTINE_SCHEMA
 from include.sources.local_time import local_window
 from include.staging import purge_customers, read_orders, read_table, read_tables, write_extract
+from include.suppression import Suppression
 from include.warehouse import Warehouse
 from include.warehouse.order_state import LoadedWindow, load_orders, source_customer_refs, watermarks
 from include.warehouse.publish import publish_customers
@@ -129,29 +130,39 @@ def plan_differentbreed(config: FeedConfig, wh: Warehouse, window: dict, max_tas
     return specs
 
 
-def extract_giftpro(spec: dict, config: FeedConfig, staging_root: str, conn_id: str = "giftpro_default") -> dict:
-    """Fetch one domain's changed orders and stage them; returns the staged paths and counts."""
+def extract_giftpro(
+    spec: dict,
+    config: FeedConfig,
+    staging_root: str,
+    conn_id: str = "giftpro_default",
+    suppression: Suppression | None = None,
+) -> dict:
+    """Fetch one domain's changed orders and stage them; returns the staged paths and counts.
+    Records of erased people (`suppression`) are dropped before staging, only counted."""
     from include.sources.giftpro import GiftProClient, extract_domain
 
     settings = config.giftpro
     lo, hi = local_window(_parse(spec["lower"]), _parse(spec["upper"]), ZoneInfo(settings.time_zone))
     client = GiftProClient(conn_id=conn_id)
     result = extract_domain(client, spec["domain"], lo, hi, settings, spec["currency"])
+    orders, quarantine, _, suppressed = (suppression or Suppression()).drop(result.orders, result.quarantine)
     files = write_extract(
         staging_root,
         "giftpro",
         spec["domain"],
         _parse(spec["window_start"]),
         _parse(spec["window_end"]),
-        result.orders,
-        result.quarantine,
+        orders,
+        quarantine,
     )
-    stats = dict(result.stats)
+    stats = {**result.stats, "suppressed": suppressed}
     log.info(
-        "giftpro domain %s: %s orders, %s quarantined, changed in [%s, %s) London time, %s requests",
+        "giftpro domain %s: %s orders, %s quarantined, %s records of erased people dropped,"
+        " changed in [%s, %s) London time, %s requests",
         spec["domain"],
         stats.get("orders"),
         stats.get("quarantined"),
+        suppressed,
         lo or "beginning",
         hi,
         stats.get("requests"),
@@ -165,8 +176,10 @@ def extract_differentbreed(
     staging_root: str,
     conn_id: str = "differentbreed_default",
     parallel_tasks: int = 1,
+    suppression: Suppression | None = None,
 ) -> dict:
-    """Poll one batch of a profile's customers and stage their orders and profiles."""
+    """Poll one batch of a profile's customers and stage their orders and profiles (records of
+    erased people, `suppression`, dropped before staging and only counted)."""
     from include.sources.differentbreed import DifferentBreedClient, extract_customers
 
     client = DifferentBreedClient(
@@ -181,21 +194,24 @@ def extract_differentbreed(
         config.differentbreed,
         spec["currency"],
     )
+    orders, quarantine, profiles, suppressed = (suppression or Suppression()).drop(
+        result.orders, result.quarantine, result.profiles
+    )
     files = write_extract(
         staging_root,
         "differentbreed",
         spec["domain"],
         _parse(spec["window_start"]),
         _parse(spec["window_end"]),
-        result.orders,
-        result.quarantine,
-        profiles=result.profiles,
+        orders,
+        quarantine,
+        profiles=profiles,
         part=spec["part"],
     )
-    stats = {**result.stats, "deleted": len(result.deleted)}
+    stats = {**result.stats, "deleted": len(result.deleted), "suppressed": suppressed}
     log.info(
         "differentbreed profile %s %s: %s customers polled in %ss, %s orders, %s quarantined,"
-        " %s deleted at the source, %s requests",
+        " %s deleted at the source, %s records of erased people dropped, %s requests",
         spec["domain"],
         spec["part"],
         len(spec["cust_ids"]),
@@ -203,6 +219,7 @@ def extract_differentbreed(
         stats.get("orders"),
         stats.get("quarantined"),
         len(result.deleted),
+        suppressed,
         stats.get("requests"),
     )
     slim = {k: v for k, v in spec.items() if k not in ("cust_ids", "new_cust_ids")}
@@ -301,7 +318,9 @@ def summarize(extracts: list[dict], loaded: dict, published: dict) -> list[str]:
         lines.append(line)
     lines.append(
         f"run: {loaded['orders_changed']} orders changed, {loaded.get('orders_deleted', 0)} removed with customers"
-        f" deleted at the source, {loaded['quarantined']} quarantined; {published['recomputed_emails']} customers"
+        f" deleted at the source, {loaded['quarantined']} quarantined,"
+        f" {loaded.get('suppressed', 0) + sum(int(e['stats'].get('suppressed', 0)) for e in extracts)}"
+        f" records of erased people dropped; {published['recomputed_emails']} customers"
         f" recomputed{' (full rebuild)' if published['full'] else ''};"
         f" load {loaded['seconds']}s, publish {published['seconds']}s"
     )

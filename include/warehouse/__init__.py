@@ -11,6 +11,7 @@ two lives in :mod:`include.warehouse.dialects`. The modules of this package:
 ``order_state`` merging staged extracts; watermarks
 ``aggregate``   orders -> customer rows (pure pandas)
 ``publish``     the atomic publish of the customer table
+``suppression`` the keyed hashes of erased people, which every load consults
 """
 
 from include.warehouse.handle import Cursor, Warehouse, now_epoch

@@ -9,6 +9,7 @@ integer minor units):
 ``customers``      the published feed rows (consenting customers only), with ``pos``
 ``feed_blocks``    per feed and block of 256 ids: rows, orders and money in it, rows before it
 ``feed_meta``      per feed: total rows, config fingerprint, when and by which run published
+``suppressed_emails`` erased people: a keyed hash of the email (never the email), the key's id
 
 ``pos`` makes every feed page cost the same: ``pos = block * 256 + rank within block`` where
 ``block = id // 256``. A page starts at the ``pos`` found through ``feed_blocks`` (one indexed
@@ -105,6 +106,8 @@ def _tables(dialect: Dialect) -> list[str]:
         """CREATE TABLE IF NOT EXISTS feed_meta (
   feed TEXT PRIMARY KEY, total BIGINT NOT NULL, config_fingerprint TEXT NOT NULL,
   published_at BIGINT NOT NULL, run_id TEXT)""",
+        """CREATE TABLE IF NOT EXISTS suppressed_emails (
+  digest TEXT PRIMARY KEY, key_id TEXT NOT NULL, suppressed_at BIGINT NOT NULL)""",
     ]
 
 
@@ -117,4 +120,5 @@ TABLES = (
     "customers",
     "feed_blocks",
     "feed_meta",
+    "suppressed_emails",
 )

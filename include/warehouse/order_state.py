@@ -22,6 +22,7 @@ from include.guard import check_drop
 from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
 from include.warehouse import Cursor, Warehouse, now_epoch
 from include.warehouse.ddl import indexed_columns
+from include.warehouse.suppression import read_suppression
 
 _KEY = ("source", "domain", "order_id")
 _PROFILE_KEY = ("source", "domain", "customer_ref")
@@ -88,13 +89,22 @@ def load_orders(
     from scratch). `deleted` lists (source, domain, customer_ref) of customers the source has
     deleted: their profile and every order of theirs go, and their customers are recomputed.
 
-    The mass-change guard (:mod:`include.guard`) stops the load, before anything is committed,
+    Records of erased people (the suppression list) are dropped first and counted as
+    ``suppressed``. The mass-change guard (:mod:`include.guard`) stops the load, before anything is committed,
     when a rebuild would replace a domain's orders with far fewer customers than it holds, or the
     source deletes more than the allowed share of a domain's customers.
     """
     profiles = PROFILE_SCHEMA.empty_table() if profiles is None else profiles
     guard = guard or GuardSettings()
     with wh.transaction() as cur:
+        # Erased people never re-enter, whatever the extract brought (see include.suppression).
+        suppression = read_suppression(cur)
+        suppressed = 0
+        if suppression:
+            before = orders.num_rows + profiles.num_rows
+            orders = orders.filter(pc.invert(suppression.hits(orders["email_norm"])))
+            profiles = profiles.filter(pc.invert(suppression.hits(profiles["email_norm"])))
+            suppressed = before - orders.num_rows - profiles.num_rows
         _guard_rebuild(cur, orders, replace_domains, guard, confirm_mass_change)
         for source, domain in replace_domains:
             for table in ("order_state", "source_customers"):
@@ -120,6 +130,7 @@ def load_orders(
         "orders_changed": changed,
         "profiles_changed": changed_profiles,
         "orders_deleted": removed,
+        "suppressed": suppressed,
     }
 
 

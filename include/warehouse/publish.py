@@ -31,7 +31,12 @@ _PROFILE_FIELDS = "source, domain, customer_ref, email_norm, first_name, last_na
 
 
 def publish_customers(
-    wh: Warehouse, config: FeedConfig, run_id: str, full: bool = False, confirm_mass_change: bool = False
+    wh: Warehouse,
+    config: FeedConfig,
+    run_id: str,
+    full: bool = False,
+    confirm_mass_change: bool = False,
+    emails: list[str] | None = None,
 ) -> dict:
     """Recompute and publish; returns a summary per feed (customers, orders, total) and timings.
 
@@ -39,6 +44,9 @@ def publish_customers(
     ``guard.max_drop_share`` of its customers would leave it, or of its orders go, the publish
     stops with :class:`~include.guard.MassChangeError` and the previous feed stays served
     (unless `confirm_mass_change` or ``CUSTOMER_FEED_CONFIRM_MASS_CHANGE`` confirms it).
+
+    `emails` narrows the work list to those addresses (an erasure publishes its own change, not
+    whatever else is waiting); a configuration change still makes it a full publish.
     """
     started = time.perf_counter()
     with wh.transaction() as cur:
@@ -49,6 +57,10 @@ def publish_customers(
             cur.execute(
                 "INSERT INTO work (email_norm) SELECT email_norm FROM order_state"
                 " UNION SELECT email_norm FROM source_customers UNION SELECT email FROM customers"
+            )
+        elif emails is not None:
+            cur.executemany(
+                "INSERT INTO work (email_norm) VALUES (?) ON CONFLICT DO NOTHING", [(e,) for e in sorted(set(emails))]
             )
         else:
             cur.execute("INSERT INTO work (email_norm) SELECT email_norm FROM dirty_emails")
