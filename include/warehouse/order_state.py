@@ -90,9 +90,9 @@ def load_orders(
     deleted: their profile and every order of theirs go, and their customers are recomputed.
 
     Records of erased people (the suppression list) are dropped first and counted as
-    ``suppressed``. The mass-change guard (:mod:`include.guard`) stops the load, before anything is committed,
-    when a rebuild would replace a domain's orders with far fewer customers than it holds, or the
-    source deletes more than the allowed share of a domain's customers.
+    ``suppressed``. The mass-change guard (:mod:`include.guard`) stops the load before anything is
+    committed when a rebuild would replace a domain's orders with far fewer customers than it
+    holds, or the source deletes more than the allowed share of a domain's customers.
     """
     profiles = PROFILE_SCHEMA.empty_table() if profiles is None else profiles
     guard = guard or GuardSettings()
