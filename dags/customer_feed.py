@@ -75,10 +75,16 @@ def _config():
 
 
 def _suppression():
-    """Erased people, whose records are dropped before they are staged."""
+    """Erased people, whose records are dropped before they are staged (a read only: the plan
+    tasks created the schema, and an extract must not queue behind another run's writer lock)."""
+    from include.warehouse import Warehouse, url_from_airflow
     from include.warehouse.suppression import load_suppression
 
-    return load_suppression(_warehouse())
+    wh = Warehouse(url_from_airflow("customer_feed_db"))
+    try:
+        return load_suppression(wh)
+    finally:
+        wh.close()
 
 
 @contextlib.contextmanager

@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--restore", action="store_true", help="lift a previous erasure of this address")
     args = parser.parse_args()
     wh = Warehouse(url_from_env())
+    wh.create_schema()  # a warehouse from before the suppression list gets its table
     try:
         if args.restore:
             result = restore(wh, args.email)
