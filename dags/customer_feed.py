@@ -27,10 +27,12 @@ absent); staging root `CUSTOMER_FEED_STAGING_URL`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
@@ -39,16 +41,29 @@ DIFFERENTBREED_POOL = "differentbreed_api"
 DIFFERENTBREED_POOL_SLOTS = 4
 
 
+@contextlib.contextmanager
+def _fail_without_retry():
+    """A ConfigError (bad configuration, an empty window) cannot be fixed by retrying: the task
+    fails at once instead of spending its retries and their backoff."""
+    from include.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 def _context_window() -> dict:
     from include.pipeline import resolve_window
 
     ctx = get_current_context()
-    return resolve_window(
-        ctx["params"],
-        ctx.get("data_interval_start"),
-        ctx.get("data_interval_end"),
-        ctx["dag_run"].run_after,
-    )
+    with _fail_without_retry():
+        return resolve_window(
+            ctx["params"],
+            ctx.get("data_interval_start"),
+            ctx.get("data_interval_end"),
+            ctx["dag_run"].run_after,
+        )
 
 
 def _run_id() -> str:
@@ -66,7 +81,8 @@ def _warehouse():
 def _config():
     from include.config import load_config
 
-    return load_config()
+    with _fail_without_retry():
+        return load_config()
 
 
 @dag(
