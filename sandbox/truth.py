@@ -130,8 +130,12 @@ def expected_customers(
     db_customers: list[dict] = (),
     db_orders: list[dict] = (),
     db_profile: str = "",
+    orders_out: dict | None = None,
 ) -> dict[tuple[str, str], dict]:
-    """{(feed, email): customer} for every customer with at least one valid order in a feed."""
+    """{(feed, email): customer} for every customer with at least one valid order in a feed.
+
+    `orders_out`, when given, receives every readable order: ``{(feed, source, domain, order_id):
+    (email, successful, amount_minor, consent)}`` (the fault matrix counts lost orders with it)."""
     london = ZoneInfo(config.giftpro.time_zone)
     profiles = {}
     for c in db_customers:
@@ -158,6 +162,8 @@ def expected_customers(
             email, created, ok, amount, consent, phone, words = read
             rank = (created, "giftpro", str(o["domainID"]), str(o["orderID"]))
             records.setdefault(email, []).append((rank, ok, amount, consent, phone))
+            if orders_out is not None:
+                orders_out[(feed.name, *rank[1:])] = (email, ok, amount, consent)
             if words:
                 names.setdefault(email, []).append(
                     ((created, 0, "giftpro", str(o["domainID"]), str(o["orderID"])), words[0], " ".join(words[1:]))
@@ -179,6 +185,8 @@ def expected_customers(
                     continue
                 rank = (created, "differentbreed", db_profile, str(o["order_id"]))
                 records.setdefault(profile[0], []).append((rank, ok, amount, consent, None))
+                if orders_out is not None:
+                    orders_out[(feed.name, *rank[1:])] = (profile[0], ok, amount, consent)
             for c in db_customers:
                 if c.get("cust_id") not in profiles:
                     continue
