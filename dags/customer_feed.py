@@ -19,6 +19,10 @@ table atomically. converted.in reads it from the feed service.
 * **Rebuild from scratch**: Trigger with `rebuild: true` — every property's full history is
   re-extracted, the order state replaced and every customer recomputed; customer ids are kept.
 
+A configuration error (or an empty explicit window) fails the task at once, without retries:
+the message names each wrong field (`feeds[1].store.time_zone: unknown time zone …`). Check a
+configuration before deploying it with `python -m include.config path/to/feeds.yaml`.
+
 Configuration: feeds in `CUSTOMER_FEED_CONFIG`; connections `giftpro_default` (host = API base
 URL, password = API key), `differentbreed_default` (host = API base URL, password = admin key),
 pool `differentbreed_api`, and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when
