@@ -50,13 +50,15 @@ DIFFERENTBREED_POOL_SLOTS = 4
 
 @contextlib.contextmanager
 def _fail_without_retry():
-    """A ConfigError (bad configuration, an empty window) cannot be fixed by retrying: the task
-    fails at once instead of spending its retries and their backoff."""
+    """A ConfigError (bad configuration, an empty window) or a stop by the mass-change guard
+    cannot be fixed by retrying: the task fails at once, with the message, instead of spending
+    its retries and their backoff."""
     from include.config import ConfigError
+    from include.guard import MassChangeError
 
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, MassChangeError) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -105,16 +107,8 @@ def _suppression():
         wh.close()
 
 
-@contextlib.contextmanager
-def _guarded():
-    """The run's mass-change confirmation; a stop by the guard fails the task without retries
-    (it would stop the same way again) and says how to confirm."""
-    from include.guard import MassChangeError
-
-    try:
-        yield bool(get_current_context()["params"].get("confirm_mass_change"))
-    except MassChangeError as exc:
-        raise AirflowFailException(str(exc)) from exc
+def _confirm_mass_change() -> bool:
+    return bool(get_current_context()["params"].get("confirm_mass_change"))
 
 
 @dag(
@@ -179,7 +173,7 @@ def customer_feed():
         from include.pipeline import load_extracts
         from include.staging import staging_root
 
-        with _guarded() as confirm:
+        with _fail_without_retry():
             return load_extracts(
                 _warehouse(),
                 [*giftpro, *differentbreed],
@@ -187,15 +181,17 @@ def customer_feed():
                 _context_window()["rebuild"],
                 staging_root(),
                 _config(),
-                confirm,
+                _confirm_mass_change(),
             )
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
         from include.pipeline import publish, summarize
 
-        with _guarded() as confirm:
-            published = publish(_warehouse(), _config(), _run_id(), _context_window()["rebuild"], confirm)
+        with _fail_without_retry():
+            published = publish(
+                _warehouse(), _config(), _run_id(), _context_window()["rebuild"], _confirm_mass_change()
+            )
         for line in summarize([*giftpro, *differentbreed], loaded, published):
             log.info("%s", line)
         return published
