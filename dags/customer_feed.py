@@ -19,8 +19,8 @@ table atomically. converted.in reads it from the feed service.
 * **Rebuild from scratch**: Trigger with `rebuild: true` — every property's full history is
   re-extracted, the order state replaced and every customer recomputed; customer ids are kept.
 * **Mass-change guard**: a run that would remove more than `guard.max_drop_share` of a feed's
-  customers or orders (or a source's customers) fails with the counts and changes nothing; when
-  the change is real, trigger again with `confirm_mass_change: true`.
+  customers or orders (or a source's customers) fails at once, without retries, with the counts
+  and changes nothing; when the change is real, trigger again with `confirm_mass_change: true`.
 
 A configuration error (or an empty explicit window) fails the task at once, without retries:
 the message names each wrong field (`feeds[1].store.time_zone: unknown time zone …`). Check a
