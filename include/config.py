@@ -17,8 +17,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from include.money import normalize_currency
-from include.sources.normalize import BadRecord
+from include.money import BadRecord, normalize_currency
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "feeds.yaml"
