@@ -19,8 +19,14 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve()
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from include.warehouse import Warehouse  # noqa: E402
+
+# `make check` runs with --hypothesis-profile=check: the costliest property tests draw at most this
+# many examples there (each caps its own count at settings.default.max_examples), so the unit tier
+# stays under a minute; `make test` draws each test's full count.
+settings.register_profile("check", max_examples=20)
 
 
 @pytest.fixture
