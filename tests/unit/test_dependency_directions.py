@@ -14,6 +14,7 @@ first). A failure names the file, the chain of modules and the offending import 
 from __future__ import annotations
 
 import ast
+import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,15 +59,15 @@ class Import:
 def project_modules(root: Path) -> dict[str, Path]:
     """Module name -> file, for every .py file of the tree (a package is its __init__.py)."""
     modules = {}
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") or part in SKIPPED_DIRS for part in rel.parts[:-1]):
-            continue
-        parts = list(rel.with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        if parts:
-            modules[".".join(parts)] = path
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = Path(folder) / name
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            if parts:
+                modules[".".join(parts)] = path
     return modules
 
 
