@@ -63,9 +63,15 @@ class FakeTransport(BaseAdapter):
 
 
 def script(replies: Iterable[Reply | BaseException]) -> Callable[[Sent], Reply | BaseException]:
-    """A handler answering each request with the next reply, in order."""
+    """A handler answering each request with the next reply, in order; one request more fails."""
     pending = iter(replies)
-    return lambda sent: next(pending)
+
+    def handle(sent: Sent) -> Reply | BaseException:
+        reply = next(pending, None)
+        assert reply is not None, f"unexpected request beyond the script: {sent.path} {sent.params}"
+        return reply
+
+    return handle
 
 
 def connect(monkeypatch, conn_id: str, host: str = "http://source.test", key: str = "test-secret-key", **extra):
