@@ -23,9 +23,9 @@ from hypothesis import settings  # noqa: E402
 
 from include.warehouse import Warehouse  # noqa: E402
 
-# `make check` runs with --hypothesis-profile=check: the costliest property tests draw at most this
-# many examples there (each caps its own count at settings.default.max_examples), so the unit tier
-# stays under a minute; `make test` draws each test's full count.
+# `make check` runs with --hypothesis-profile=check, so the unit tier stays under a minute: property
+# tests that leave the count to the profile draw 20 examples instead of hypothesis' 100, and the
+# incremental = rebuild property caps its 60 at it. `make test` keeps the default profile.
 settings.register_profile("check", max_examples=20)
 
 
