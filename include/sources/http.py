@@ -15,6 +15,9 @@ sends every request through :meth:`SourceHttp.get_json`:
   retried like a 5xx and never taken for the API's answer.
 
 Keys and request bodies never reach the logs or the error messages.
+
+Tests reach the wire through the session's transport (``session.mount(prefix, adapter)``, as
+requests intends) and the waits through ``sleep``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class SourceHttp:
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         before_request: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         from airflow.providers.http.hooks.http import HttpHook
 
@@ -69,6 +73,7 @@ class SourceHttp:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.before_request = before_request
+        self.sleep = sleep  # tests pass a recorder: backoff is asserted, not waited for
         self.requests = 0
         self.retries = 0
         self._lock = threading.Lock()
@@ -136,7 +141,7 @@ class SourceHttp:
         if delay is None:
             delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
         log.warning("GET %s: %s; retry %d/%d in %.1fs", path, problem, attempt, self.max_attempts - 1, delay)
-        time.sleep(delay)
+        self.sleep(delay)
 
 
 def _json_or_none(response: requests.Response) -> Any:

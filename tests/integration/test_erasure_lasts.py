@@ -1,7 +1,7 @@
 """Erasure lasts: once erased, a person never re-enters any layer — not with the next hourly
 poll, not with a rebuild, not from an old staged file — until explicitly restored, and nothing
 stores or logs their address. Real HTTP against both sandboxes, through the pipeline's own steps,
-warehouse on SQLite and PostgreSQL."""
+warehouse on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from include.warehouse.order_state import load_orders
 from include.warehouse.suppression import load_suppression
 from sandbox import differentbreed, giftpro
 from scripts.local_stack import differentbreed_connection, giftpro_connection
-from tests.test_erasure import order
+from tests.unit.test_erasure import order
 
 KEY = "test-erasure-key-0123456789abcdef"
 VICTIM = "victim@example.com"

@@ -1,4 +1,5 @@
-"""The mass-change guard, on SQLite and PostgreSQL: a run that would remove more than
+"""The mass-change guard (on SQLite here; on PostgreSQL in
+tests/integration/test_mass_change_guard_postgres.py): a run that would remove more than
 `guard.max_drop_share` of a feed (customers leaving it, orders lost) or of a source domain
 (deletions at the source, a rebuild whose extract comes back empty) stops before its commit with a
 clear error; the served feed and the order state stay as they were; a confirmation (the param or

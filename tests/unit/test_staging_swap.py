@@ -1,5 +1,6 @@
 """Re-running an interval swaps its new file set in only once the set is complete: a crash
-between the write and the swap leaves the previous extract readable, on the local disk and on S3."""
+between the write and the swap leaves the previous extract readable (on the local disk here; on S3 in
+tests/integration/test_staging_swap_s3.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from include import staging
 from include.schema import QUARANTINE_SCHEMA
 from include.staging import read_orders, read_tables, write_extract
-from tests.test_staging import END, START, orders, quarantine, staged_files
+from tests.unit.test_staging import END, START, orders, quarantine, staged_files
 
 
 class Crash(RuntimeError):

@@ -1,8 +1,7 @@
 """A deletion must be proven: only Different Breed's own "customer not found" answer deletes a
 customer. A base URL that answers 404 everywhere (a wrong path, an HTML error page, an empty body)
 fails the extract loudly after the usual retries and deletes nothing; a real mass deletion is
-stopped by the guard until confirmed. Real HTTP against the sandbox, warehouse on SQLite and
-PostgreSQL."""
+stopped by the guard until confirmed. Real HTTP against the sandbox, warehouse on PostgreSQL."""
 
 from __future__ import annotations
 
