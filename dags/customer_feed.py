@@ -98,7 +98,8 @@ def _config():
 def _suppression():
     """Erased people, whose records are dropped before they are staged (a read only: the plan
     tasks created the schema, and an extract must not queue behind another run's writer lock)."""
-    from include.warehouse import Warehouse, url_from_airflow
+    from include.warehouse import Warehouse
+    from include.warehouse.airflow_url import url_from_airflow
     from include.warehouse.suppression import load_suppression
 
     wh = Warehouse(url_from_airflow("customer_feed_db"))
