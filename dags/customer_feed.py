@@ -22,7 +22,11 @@ table atomically. converted.in reads it from the feed service.
 Configuration: feeds in `CUSTOMER_FEED_CONFIG`; connections `giftpro_default` (host = API base
 URL, password = API key), `differentbreed_default` (host = API base URL, password = admin key),
 pool `differentbreed_api`, and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when
-absent); staging root `CUSTOMER_FEED_STAGING_URL`.
+absent); staging root `CUSTOMER_FEED_STAGING_URL`; alerts `customer_feed_alerts` (http webhook or
+smtp; absent: no alerts).
+
+Monitoring: the **Customer feeds** page in the UI's navigation; each run's note and the customer
+asset event's `extra` carry the window loaded and the counts per feed and source.
 """
 
 from __future__ import annotations
@@ -30,10 +34,26 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+)
+
+from include.alerts import FeedAlertNotifier, freshness_deadline_missed
+from include.monitoring import FRESHNESS_INTERVALS, SCHEDULE_INTERVAL
 
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
+#: The publish task's XCom holding the run's note (read by plugins/customer_feeds.py).
+RUN_NOTE_XCOM = "run_note"
 DIFFERENTBREED_POOL = "differentbreed_api"
 #: Slots of the pool (created by `make up`, the demo, docker-compose's init and the e2e run).
 DIFFERENTBREED_POOL_SLOTS = 4
@@ -43,12 +63,21 @@ def _context_window() -> dict:
     from include.pipeline import resolve_window
 
     ctx = get_current_context()
-    return resolve_window(
+    window = resolve_window(
         ctx["params"],
         ctx.get("data_interval_start"),
         ctx.get("data_interval_end"),
         ctx["dag_run"].run_after,
     )
+    # The run header shows the trigger's interval; this line (and the run's note) the one loaded.
+    log.info("window [%s, %s) from the %s", window["start"], window["end"], window["origin"].replace("_", " "))
+    return window
+
+
+def _all(results) -> list[dict]:
+    # One slice fetches every mapped result at once; iterating the lazy sequence instead probes
+    # one index past the end, which the task log reports as "[error] XCom not found".
+    return list(results[:])
 
 
 def _run_id() -> str:
@@ -86,6 +115,14 @@ def _config():
         "rebuild": Param(False, type="boolean", description="Re-extract full history and recompute every customer"),
     },
     tags=["customer-feed", "giftpro", "differentbreed", "converted.in"],
+    # Alerts go where the connection customer_feed_alerts says (webhook or SMTP; none: no alert).
+    on_failure_callback=FeedAlertNotifier(),
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=SCHEDULE_INTERVAL * FRESHNESS_INTERVALS,
+        callback=AsyncCallback(freshness_deadline_missed),
+        name="feed not published within its freshness window",
+    ),
     doc_md=__doc__,
 )
 def customer_feed():
@@ -127,16 +164,33 @@ def customer_feed():
         from include.staging import staging_root
 
         return load_extracts(
-            _warehouse(), [*giftpro, *differentbreed], _run_id(), _context_window()["rebuild"], staging_root()
+            _warehouse(),
+            [*_all(giftpro), *_all(differentbreed)],
+            _run_id(),
+            _context_window()["rebuild"],
+            staging_root(),
         )
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
+        from include.monitoring import record_publish, run_note
         from include.pipeline import publish, summarize
 
-        published = publish(_warehouse(), _config(), _run_id(), _context_window()["rebuild"])
-        for line in summarize([*giftpro, *differentbreed], loaded, published):
+        extracts, window, wh, config = (
+            [*_all(giftpro), *_all(differentbreed)],
+            _context_window(),
+            _warehouse(),
+            _config(),
+        )
+        published = publish(wh, config, _run_id(), window["rebuild"])
+        for line in summarize(extracts, loaded, published):
             log.info("%s", line)
+        # The Assets view and the run's note say what happened without opening a log (the note
+        # is set by the customer_feeds plugin's listener from this XCom: a task cannot set it).
+        summary = record_publish(wh, config, _run_id(), window, extracts, loaded, published)
+        ctx = get_current_context()
+        ctx["outlet_events"][CUSTOMERS_ASSET].extra = summary
+        ctx["ti"].xcom_push(key=RUN_NOTE_XCOM, value=run_note(summary))
         return published
 
     giftpro = extract_giftpro_orders.expand(spec=plan_giftpro_extracts())
