@@ -1,4 +1,4 @@
-"""Alerts: a failed run, and a run that has not published within its deadline.
+"""Alerts: a failed run, and a feed not published within its freshness window.
 
 Where they go is configured by one Airflow connection, ``customer_feed_alerts``:
 
@@ -66,21 +66,19 @@ def failure_message(context: dict) -> dict:
     }
 
 
-def deadline_message(context: dict | None, stale: list[str] | None) -> dict:
-    """The alert for a run that missed its freshness deadline."""
-    context = context or {}
-    dag_run = context.get("dag_run") or {}
-    run_id = dag_run.get("run_id") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", None)
-    hours = SCHEDULE_INTERVAL * FRESHNESS_INTERVALS
-    text = f"customer_feed: run {run_id} has not published within {hours} of being queued"
-    if stale:
-        text += f"; feeds last published more than {FRESHNESS_INTERVALS} intervals ago: {', '.join(stale)}"
+def freshness_message(stale: dict[str, dict], run_id: str | None = None) -> dict:
+    """The alert for feeds not published within :data:`FRESHNESS_INTERVALS` schedule intervals
+    (`stale`: feed -> :func:`include.monitoring.freshness`)."""
+    ages = ", ".join(f"{feed} {info['intervals']:g} intervals ago" for feed, info in sorted(stale.items()))
     return {
-        "event": "freshness_deadline_missed",
+        "event": "feed_not_fresh",
         "dag_id": "customer_feed",
         "run_id": run_id,
-        "stale_feeds": stale or [],
-        "text": text,
+        "stale_feeds": sorted(stale),
+        "text": (
+            f"customer_feed: feeds not published within {FRESHNESS_INTERVALS} schedule intervals"
+            f" ({SCHEDULE_INTERVAL} each): last published {ages}"
+        ),
         "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -142,6 +140,11 @@ class FeedAlertNotifier(BaseNotifier):
         super().__init__()
         self.conn_id = conn_id
 
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        # Nothing to template; and `airflow dags test` hands DAG callbacks a serialized DAG,
+        # which has no template environment to render with.
+        return None
+
     def notify(self, context) -> None:
         try:
             send_alert(failure_message(dict(context)), self.conn_id)
@@ -149,25 +152,24 @@ class FeedAlertNotifier(BaseNotifier):
             log.exception("could not send the customer_feed failure alert through %s", self.conn_id)
 
 
-async def freshness_deadline_missed(context: dict | None = None, **kwargs) -> None:
-    """The DAG's deadline callback (runs in the triggerer): a run not finished within
-    :data:`FRESHNESS_INTERVALS` schedule intervals of being queued."""
-    import asyncio
+def alert_stale_feeds(wh, run_id: str | None = None, now: datetime | None = None, conn_id: str = ALERTS_CONN_ID):
+    """Send :func:`freshness_message` when a feed's last publish is older than
+    :data:`FRESHNESS_INTERVALS` intervals; returns those feeds. Never raises: a check that
+    cannot read or send says so in the log and lets the run go on."""
+    from include.monitoring import freshness
+    from include.warehouse.run_log import current_feeds
 
-    def stale() -> list[str] | None:
-        try:
-            from include.monitoring import stale_feeds
-            from include.warehouse import Warehouse, url_from_airflow
-
-            return stale_feeds(Warehouse(url_from_airflow("customer_feed_db")))
-        except Exception:
-            log.exception("could not read the feeds' last publish times")
-            return None
-
-    def send() -> None:
-        try:
-            send_alert(deadline_message(context, stale()), kwargs.get("conn_id", ALERTS_CONN_ID))
-        except Exception:
-            log.exception("could not send the customer_feed deadline alert")
-
-    await asyncio.to_thread(send)
+    try:
+        now = now or datetime.now(UTC)
+        stale = {}
+        for feed, *_, published_at, _ in current_feeds(wh):
+            info = freshness(published_at, now)
+            if info["status"] == "late":
+                stale[feed] = info
+        if stale:
+            log.warning("feeds not published within %s intervals: %s", FRESHNESS_INTERVALS, ", ".join(sorted(stale)))
+            send_alert(freshness_message(stale, run_id), conn_id)
+        return sorted(stale)
+    except Exception:
+        log.exception("could not check the feeds' freshness")
+        return []

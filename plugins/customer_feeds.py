@@ -181,6 +181,9 @@ def _feed_card(f: dict, interval_s: int, limit: int) -> str:
 </section>"""
 
 
+_ORIGIN = {"params": "explicit window", "data_interval": "data interval", "run_after": "hour before the trigger"}
+
+
 def _runs_table(runs: list[dict], feeds: list[str]) -> str:
     if not runs:
         return '<p class="muted">No publish recorded yet.</p>'
@@ -188,11 +191,12 @@ def _runs_table(runs: list[dict], feeds: list[str]) -> str:
     rows = []
     for r in runs:
         window = f"{_time(r['window_start'])} → {_time(r['window_end'])}" if r["window_start"] else "—"
+        origin = _ORIGIN.get(r["window_origin"], r["window_origin"])
         cells = "".join(f'<td class="n">{r["feeds"].get(f, {}).get("customers", 0):,}</td>' for f in feeds)
         rows.append(
             f'<tr data-run="{_e(r["run_id"])}"><td>{_time(r["published_at"])}</td><td><code>{_e(r["run_id"])}</code>'
             f"{' <b>rebuild</b>' if r['full_rebuild'] else ''}</td>"
-            f'<td class="small">{window}<br><span class="muted">{_e(r["window_origin"])}</span></td>'
+            f'<td class="small">{window}<br><span class="muted">{_e(origin)}</span></td>'
             f'<td class="n" data-field="orders_changed">{r["orders_changed"]:,}</td>'
             f'<td class="n" data-field="recomputed">{r["recomputed"]:,}</td>'
             f'<td class="n" data-field="quarantined">{r["quarantined"]:,}</td>{cells}</tr>'
@@ -288,6 +292,13 @@ def create_app() -> FastAPI:
 # -- run notes
 
 
+def _set_note(dag_run, note: str) -> None:
+    if dag_run.note and not str(dag_run.note).startswith(NOTE_MARK):
+        return  # a person's own note stays
+    dag_run.note = note
+    log.info("note of run %s set from the publish summary", dag_run.run_id)
+
+
 class RunNoteListener:
     """Sets a successful customer_feed run's note from its publish task's XCom (scheduler, or the
     `airflow dags test` process), unless a person already wrote one."""
@@ -298,18 +309,28 @@ class RunNoteListener:
             return
         try:
             from airflow.models.xcom import XComModel
+            from airflow.utils.session import create_session
             from sqlalchemy.orm import object_session
 
-            session = object_session(dag_run)
-            if session is None:
-                return
             task_id, key = NOTE_XCOM
-            row = session.scalars(
-                XComModel.get_many(run_id=dag_run.run_id, key=key, task_ids=task_id, dag_ids=DAG_ID, limit=1)
-            ).first()
-            note = XComModel.deserialize_value(row) if row is not None else None
-            if note and (not dag_run.note or str(dag_run.note).startswith(NOTE_MARK)):
-                dag_run.note = str(note)
+            # Read in a session of its own: the caller's (the scheduler's, or `dags test`'s) may
+            # not see the XCom the task wrote through the execution API.
+            with create_session() as session:
+                row = session.scalars(
+                    XComModel.get_many(run_id=dag_run.run_id, key=key, task_ids=task_id, dag_ids=DAG_ID, limit=1)
+                ).first()
+                note = XComModel.deserialize_value(row) if row is not None else None
+            if not note:
+                log.info("run %s left no summary for its note", dag_run.run_id)
+                return
+            if object_session(dag_run) is not None:
+                # The scheduler's run, row-locked by its transaction: set it there, committed
+                # with the run's state (a second session would wait on that lock).
+                _set_note(dag_run, str(note))
+            else:
+                # `airflow dags test` hands over a detached run: write through a session of ours.
+                with create_session() as session:
+                    _set_note(session.get(type(dag_run), dag_run.id), str(note))
         except Exception:
             log.exception("could not set the note of run %s", dag_run.run_id)
 
