@@ -28,8 +28,7 @@ export CUSTOMER_FEED_STAGING_URL=${CUSTOMER_FEED_STAGING_URL:-"file://$PWD/data/
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}
 airflow db migrate > /dev/null
 airflow pools set differentbreed_api 4 "Different Breed API: 250 requests per 10 s shared by these slots" > /dev/null
-# A DAG first seen paused (by an older set-up sharing this home) would stay paused: unpause it.
-airflow dags reserialize > /dev/null 2>&1
-airflow dags unpause customer_feed > /dev/null
+# New DAGs start unpaused (above); one this home already knew paused is unpaused here.
+airflow dags unpause customer_feed -y > /dev/null 2>&1 || true
 echo "GiftPro sandbox on :$gp_port, Different Breed sandbox on :$db_port (logs in data/up/logs); Airflow UI on http://localhost:8080"
 airflow standalone
