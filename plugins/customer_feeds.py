@@ -292,7 +292,18 @@ def create_app() -> FastAPI:
 # -- run notes
 
 
-def _set_note(dag_run, note: str) -> None:
+def _summary_note(session, run_id: str) -> str | None:
+    from airflow.models.xcom import XComModel
+
+    task_id, key = NOTE_XCOM
+    row = session.scalars(XComModel.get_many(run_id=run_id, key=key, task_ids=task_id, dag_ids=DAG_ID, limit=1)).first()
+    return str(XComModel.deserialize_value(row)) if row is not None else None
+
+
+def _set_note(dag_run, note: str | None) -> None:
+    if not note:
+        log.info("run %s left no summary for its note", dag_run.run_id)
+        return
     if dag_run.note and not str(dag_run.note).startswith(NOTE_MARK):
         return  # a person's own note stays
     dag_run.note = note
@@ -308,29 +319,19 @@ class RunNoteListener:
         if dag_run.dag_id != DAG_ID:
             return
         try:
-            from airflow.models.xcom import XComModel
             from airflow.utils.session import create_session
             from sqlalchemy.orm import object_session
 
-            task_id, key = NOTE_XCOM
-            # Read in a session of its own: the caller's (the scheduler's, or `dags test`'s) may
-            # not see the XCom the task wrote through the execution API.
-            with create_session() as session:
-                row = session.scalars(
-                    XComModel.get_many(run_id=dag_run.run_id, key=key, task_ids=task_id, dag_ids=DAG_ID, limit=1)
-                ).first()
-                note = XComModel.deserialize_value(row) if row is not None else None
-            if not note:
-                log.info("run %s left no summary for its note", dag_run.run_id)
-                return
-            if object_session(dag_run) is not None:
-                # The scheduler's run, row-locked by its transaction: set it there, committed
-                # with the run's state (a second session would wait on that lock).
-                _set_note(dag_run, str(note))
+            session = object_session(dag_run)
+            if session is not None:
+                # The scheduler's run, in the scheduler's session: read and set there, committed
+                # with the run's state. (That session must not be committed here — it holds the
+                # scheduler's locks — and a second one would wait on the run's row lock.)
+                _set_note(dag_run, _summary_note(session, dag_run.run_id))
             else:
-                # `airflow dags test` hands over a detached run: write through a session of ours.
-                with create_session() as session:
-                    _set_note(session.get(type(dag_run), dag_run.id), str(note))
+                # `airflow dags test` hands over a detached run: a session of our own.
+                with create_session() as own:
+                    _set_note(own.get(type(dag_run), dag_run.id), _summary_note(own, dag_run.run_id))
         except Exception:
             log.exception("could not set the note of run %s", dag_run.run_id)
 
