@@ -92,7 +92,8 @@ def _run_id() -> str:
 
 
 def _warehouse():
-    from include.warehouse import Warehouse, url_from_airflow
+    from include.warehouse import Warehouse
+    from include.warehouse.airflow_url import url_from_airflow
 
     wh = Warehouse(url_from_airflow("customer_feed_db"))
     wh.create_schema()
