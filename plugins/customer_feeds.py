@@ -62,11 +62,13 @@ _schema_ready: set[str] = set()
 
 
 def _warehouse():
-    from include.warehouse import Warehouse, url_from_airflow, url_from_env
+    from include.warehouse import Warehouse, url_from_env
 
     if os.environ.get("CUSTOMER_FEED_DB_URL") or os.environ.get("AIRFLOW_CONN_CUSTOMER_FEED_DB"):
         wh = Warehouse(url_from_env())
     else:
+        from include.warehouse.airflow_url import url_from_airflow
+
         wh = Warehouse(url_from_airflow("customer_feed_db"))
     if wh.url not in _schema_ready:
         wh.create_schema()  # a warehouse no run has written yet: empty tables, not an error
