@@ -74,3 +74,18 @@ def test_numbers_chart_and_escaping():
 def test_empty_warehouse():
     page = render_page({**DATA, "feeds": [], "runs": [], "quarantine": []})
     assert "No feed published yet" in page and "No publish recorded yet" in page
+
+
+def test_the_page_finds_the_warehouse_through_the_airflow_connection(monkeypatch, tmp_path):
+    import customer_feeds
+
+    from include.monitoring import overview
+    from include.warehouse import airflow_url
+
+    monkeypatch.delenv("CUSTOMER_FEED_DB_URL", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_CUSTOMER_FEED_DB", raising=False)
+    url = f"sqlite:///{tmp_path / 'wh.db'}"
+    monkeypatch.setattr(airflow_url, "url_from_airflow", lambda conn_id: url if conn_id == "customer_feed_db" else None)
+    wh = customer_feeds._warehouse()
+    assert wh.url == url
+    assert "No feed published yet" in render_page(overview(wh))  # the tables exist: an empty page
