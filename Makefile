@@ -81,4 +81,4 @@ restore: install
 	$(BIN)/python -m include.erasure --restore "$(EMAIL)"
 
 clean:
-	rm -rf data .airflow
+	rm -rf data .airflow .airflow-demo

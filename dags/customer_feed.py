@@ -29,7 +29,11 @@ configuration before deploying it with `python -m include.config path/to/feeds.y
 Configuration: feeds in `CUSTOMER_FEED_CONFIG`; connections `giftpro_default` (host = API base
 URL, password = API key), `differentbreed_default` (host = API base URL, password = admin key),
 pool `differentbreed_api`, and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when
-absent); staging root `CUSTOMER_FEED_STAGING_URL`.
+absent); staging root `CUSTOMER_FEED_STAGING_URL`; alerts `customer_feed_alerts` (http webhook or
+smtp; absent: no alerts).
+
+Monitoring: the **Customer feeds** page in the UI's navigation; each run's note and the customer
+asset event's `extra` carry the window loaded and the counts per feed and source.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.alerts import FeedAlertNotifier
+
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
+#: The publish task's XCom holding the run's note (read by plugins/customer_feeds.py).
+RUN_NOTE_XCOM = "run_note"
 DIFFERENTBREED_POOL = "differentbreed_api"
 #: Slots of the pool (created by `make up`, the demo, docker-compose's init and the e2e run).
 DIFFERENTBREED_POOL_SLOTS = 4
@@ -67,12 +75,21 @@ def _context_window() -> dict:
 
     ctx = get_current_context()
     with _fail_without_retry():
-        return resolve_window(
+        window = resolve_window(
             ctx["params"],
             ctx.get("data_interval_start"),
             ctx.get("data_interval_end"),
             ctx["dag_run"].run_after,
         )
+    # The run header shows the trigger's interval; this line (and the run's note) the one loaded.
+    log.info("window [%s, %s) from the %s", window["start"], window["end"], window["origin"].replace("_", " "))
+    return window
+
+
+def _all(results) -> list[dict]:
+    # One slice fetches every mapped result at once; iterating the lazy sequence instead probes
+    # one index past the end, which the task log reports as "[error] XCom not found".
+    return list(results[:])
 
 
 def _run_id() -> str:
@@ -133,6 +150,8 @@ def _confirm_mass_change() -> bool:
         ),
     },
     tags=["customer-feed", "giftpro", "differentbreed", "converted.in"],
+    # Alerts go where the connection customer_feed_alerts says (webhook or SMTP; none: no alert).
+    on_failure_callback=FeedAlertNotifier(),
     doc_md=__doc__,
 )
 def customer_feed():
@@ -178,7 +197,7 @@ def customer_feed():
         with _fail_without_retry():
             return load_extracts(
                 _warehouse(),
-                [*giftpro, *differentbreed],
+                [*_all(giftpro), *_all(differentbreed)],
                 _run_id(),
                 _context_window()["rebuild"],
                 staging_root(),
@@ -188,16 +207,37 @@ def customer_feed():
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
+        from include.monitoring import record_publish, run_note
         from include.pipeline import publish, summarize
 
+        extracts, window, wh, config = (
+            [*_all(giftpro), *_all(differentbreed)],
+            _context_window(),
+            _warehouse(),
+            _config(),
+        )
         with _fail_without_retry():
-            published = publish(
-                _warehouse(), _config(), _run_id(), _context_window()["rebuild"], _confirm_mass_change()
-            )
-        for line in summarize([*giftpro, *differentbreed], loaded, published):
+            published = publish(wh, config, _run_id(), window["rebuild"], _confirm_mass_change())
+        for line in summarize(extracts, loaded, published):
             log.info("%s", line)
+        # The Assets view and the run's note say what happened without opening a log (the note
+        # is set by the customer_feeds plugin's listener from this XCom: a task cannot set it).
+        summary = record_publish(wh, config, _run_id(), window, extracts, loaded, published)
+        ctx = get_current_context()
+        ctx["outlet_events"][CUSTOMERS_ASSET].extra = summary
+        ctx["ti"].xcom_push(key=RUN_NOTE_XCOM, value=run_note(summary))
         return published
 
+    # Freshness: a feed whose last publish is older than CUSTOMER_FEED_FRESHNESS_INTERVALS hours
+    # alerts. (A DAG-level DeadlineAlert would do it per run, but Airflow 3.3.2's `dags test`
+    # fails on a DAG that has one.) It never fails the run.
+    @task
+    def check_freshness() -> list[str]:
+        from include.alerts import alert_stale_feeds
+
+        return alert_stale_feeds(_warehouse(), _run_id())
+
+    check_freshness()
     giftpro = extract_giftpro_orders.expand(spec=plan_giftpro_extracts())
     differentbreed = extract_differentbreed_orders.expand(spec=plan_differentbreed_extracts())
     loaded = load_orders(giftpro, differentbreed)

@@ -208,17 +208,28 @@ def extract_differentbreed(
         profiles=profiles,
         part=spec["part"],
     )
-    stats = {**result.stats, "deleted": len(result.deleted), "suppressed": suppressed}
+    # A 404 is news only for a customer the warehouse holds (or on a full-history poll): one
+    # removed by an earlier run stays on the merchant's list and answers 404 every hour after.
+    unknown = set(spec["new_cust_ids"]) if spec["lower"] is not None else set()
+    deleted = [c for c in result.deleted if c not in unknown]
+    stats = {
+        **result.stats,
+        "deleted": len(deleted),
+        "absent": len(result.deleted) - len(deleted),
+        "suppressed": suppressed,
+    }
     log.info(
         "differentbreed profile %s %s: %s customers polled in %ss, %s orders, %s quarantined,"
-        " %s deleted at the source, %s records of erased people dropped, %s requests",
+        " %s deleted at the source (%s listed but unknown to it), %s records of erased people dropped,"
+        " %s requests",
         spec["domain"],
         spec["part"],
         len(spec["cust_ids"]),
         stats.get("seconds"),
         stats.get("orders"),
         stats.get("quarantined"),
-        len(result.deleted),
+        len(deleted),
+        stats["absent"],
         suppressed,
         stats.get("requests"),
     )
@@ -229,7 +240,7 @@ def extract_differentbreed(
         "orders_path": files.orders,
         "quarantine_path": files.quarantine,
         "profiles_path": files.profiles,
-        "deleted": list(result.deleted),
+        "deleted": deleted,
         "stats": stats,
     }
 
