@@ -21,8 +21,10 @@ table atomically. converted.in reads it from the feed service.
 
 Configuration: feeds in `CUSTOMER_FEED_CONFIG`; connections `giftpro_default` (host = API base
 URL, password = API key), `differentbreed_default` (host = API base URL, password = admin key),
-pool `differentbreed_api`, and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when
-absent); staging root `CUSTOMER_FEED_STAGING_URL`.
+and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when absent); staging root
+`CUSTOMER_FEED_STAGING_URL`. `prepare_warehouse` creates the warehouse tables once, before
+anything reads them. At most `parallel_tasks` Different Breed batches poll at once, each taking
+its share of the API's rate limit (both from `include/sources/registry.py`).
 """
 
 from __future__ import annotations
@@ -32,14 +34,13 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
+from include.sources.registry import DIFFERENTBREED
+
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
-DIFFERENTBREED_POOL = "differentbreed_api"
-#: Slots of the pool (created by `make up`, the demo, docker-compose's init and the e2e run).
-DIFFERENTBREED_POOL_SLOTS = 4
 
 
-def _context_window() -> dict:
+def _context_window():
     from include.pipeline import resolve_window
 
     ctx = get_current_context()
@@ -56,17 +57,32 @@ def _run_id() -> str:
 
 
 def _warehouse():
+    """The warehouse handle; its tables exist once `prepare_warehouse` has run."""
     from include.warehouse import Warehouse, url_from_airflow
 
-    wh = Warehouse(url_from_airflow("customer_feed_db"))
-    wh.create_schema()
-    return wh
+    return Warehouse(url_from_airflow("customer_feed_db"))
 
 
 def _config():
     from include.config import load_config
 
     return load_config()
+
+
+# XCom holds JSON-able dicts; the steps take and return the typed records of include/specs.py.
+# These two helpers and the `to_json`/`from_json` calls below are the only conversions.
+def _extract(spec: dict) -> dict:
+    from include.pipeline import extract
+    from include.specs import ExtractSpec
+    from include.staging import staging_root
+
+    return extract(ExtractSpec.from_json(spec), _config(), staging_root()).to_json()
+
+
+def _results(*extracts: list[dict]) -> list:
+    from include.specs import ExtractResult
+
+    return [ExtractResult.from_json(e) for group in extracts for e in group]
 
 
 @dag(
@@ -90,34 +106,38 @@ def _config():
 )
 def customer_feed():
     @task
+    def prepare_warehouse() -> None:
+        """Creates the warehouse tables and indexes that do not exist yet: the run's only DDL."""
+        _warehouse().create_schema()
+
+    @task
     def plan_giftpro_extracts() -> list[dict]:
         """Reads the feed configuration and the watermarks: one spec per GiftPro domainID."""
         from include.pipeline import plan_giftpro
+        from include.specs import to_json
 
-        return plan_giftpro(_config(), _warehouse(), _context_window())
+        return to_json(plan_giftpro(_config(), _warehouse(), _context_window()))
 
     @task
     def plan_differentbreed_extracts() -> list[dict]:
         """One spec per Different Breed profile and batch of customers."""
         from include.pipeline import plan_differentbreed
+        from include.specs import to_json
 
-        return plan_differentbreed(_config(), _warehouse(), _context_window())
+        return to_json(plan_differentbreed(_config(), _warehouse(), _context_window()))
 
     @task(map_index_template="domain {{ spec['domain'] }}")
     def extract_giftpro_orders(spec: dict) -> dict:
-        from include.pipeline import extract_giftpro
-        from include.staging import staging_root
+        return _extract(spec)
 
-        return extract_giftpro(spec, _config(), staging_root())
-
-    # The pool bounds how many batches poll Different Breed at once; each batch's client takes
-    # its share of the API's 250 requests per 10 seconds.
-    @task(map_index_template="{{ spec['domain'] }} {{ spec['part'] }}", pool=DIFFERENTBREED_POOL)
+    # At most `parallel_tasks` batches poll Different Breed at once; each batch's client takes
+    # that share of the API's 250 requests per 10 seconds (one number: include/sources/registry.py).
+    @task(
+        map_index_template="{{ spec['domain'] }} {{ spec['part'] }}",
+        max_active_tis_per_dag=DIFFERENTBREED.parallel_tasks,
+    )
     def extract_differentbreed_orders(spec: dict) -> dict:
-        from include.pipeline import extract_differentbreed
-        from include.staging import staging_root
-
-        return extract_differentbreed(spec, _config(), staging_root(), parallel_tasks=DIFFERENTBREED_POOL_SLOTS)
+        return _extract(spec)
 
     # A source with nothing configured maps to zero tasks, which Airflow marks skipped: that must
     # not skip the load and publish of the other source.
@@ -126,21 +146,25 @@ def customer_feed():
         from include.pipeline import load_extracts
         from include.staging import staging_root
 
-        return load_extracts(
-            _warehouse(), [*giftpro, *differentbreed], _run_id(), _context_window()["rebuild"], staging_root()
-        )
+        extracts = _results(giftpro, differentbreed)
+        rebuild = _context_window().rebuild
+        return load_extracts(_warehouse(), extracts, _run_id(), rebuild, staging_root()).to_json()
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
         from include.pipeline import publish, summarize
+        from include.specs import LoadResult
 
-        published = publish(_warehouse(), _config(), _run_id(), _context_window()["rebuild"])
-        for line in summarize([*giftpro, *differentbreed], loaded, published):
+        published = publish(_warehouse(), _config(), _run_id(), _context_window().rebuild)
+        for line in summarize(_results(giftpro, differentbreed), LoadResult.from_json(loaded), published):
             log.info("%s", line)
-        return published
+        return published.to_json()
 
-    giftpro = extract_giftpro_orders.expand(spec=plan_giftpro_extracts())
-    differentbreed = extract_differentbreed_orders.expand(spec=plan_differentbreed_extracts())
+    giftpro_plan = plan_giftpro_extracts()
+    differentbreed_plan = plan_differentbreed_extracts()
+    prepare_warehouse() >> [giftpro_plan, differentbreed_plan]
+    giftpro = extract_giftpro_orders.expand(spec=giftpro_plan)
+    differentbreed = extract_differentbreed_orders.expand(spec=differentbreed_plan)
     loaded = load_orders(giftpro, differentbreed)
     publish_customers(giftpro, differentbreed, loaded)
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from include.money import normalize_currency
 from include.sources.normalize import BadRecord
+from include.sources.registry import SOURCES, source
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "feeds.yaml"
@@ -76,6 +77,10 @@ class Feed(_Strict):
         """The converted.in token from the environment; None when it is not set."""
         return os.environ.get(self.token_env) or None
 
+    def domains(self, source_name: str) -> tuple[str, ...]:
+        """This feed's domains of one source (see include/sources/registry.py)."""
+        return getattr(self.sources, source(source_name).domains_field)
+
 
 class GiftProSettings(_Strict):
     #: The zone GiftPro's naive timestamps are in.
@@ -119,14 +124,20 @@ class FeedConfig(_Strict):
                 return feed
         raise KeyError(name)
 
-    def domains(self, source: str) -> list[str]:
-        """Every domain of `source` that at least one feed covers, sorted, once each."""
-        attr = {"giftpro": "giftpro_domains", "differentbreed": "differentbreed_profiles"}[source]
-        return sorted({d for f in self.feeds for d in getattr(f.sources, attr)}, key=_natural)
+    def domains(self, source_name: str) -> list[str]:
+        """Every domain of a source that at least one feed covers, sorted, once each."""
+        return sorted({d for f in self.feeds for d in f.domains(source_name)}, key=_natural)
 
-    def feeds_of(self, source: str, domain: str) -> list[Feed]:
-        attr = {"giftpro": "giftpro_domains", "differentbreed": "differentbreed_profiles"}[source]
-        return [f for f in self.feeds if domain in getattr(f.sources, attr)]
+    def feeds_of(self, source_name: str, domain: str) -> list[Feed]:
+        return [f for f in self.feeds if domain in f.domains(source_name)]
+
+    def coverage(self) -> list[tuple[str, str, Feed]]:
+        """(source, domain, feed) for every domain each feed covers, sources in registry order."""
+        return [(name, domain, feed) for feed in self.feeds for name in SOURCES for domain in feed.domains(name)]
+
+    def settings(self, source_name: str):
+        """A source's settings section (``giftpro:``, ``differentbreed:``)."""
+        return getattr(self, source(source_name).settings_field)
 
     @cached_property
     def fingerprint(self) -> str:

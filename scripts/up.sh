@@ -17,6 +17,5 @@ export AIRFLOW_CONN_GIFTPRO_DEFAULT=${AIRFLOW_CONN_GIFTPRO_DEFAULT:-"{\"conn_typ
 export AIRFLOW_CONN_DIFFERENTBREED_DEFAULT=${AIRFLOW_CONN_DIFFERENTBREED_DEFAULT:-"{\"conn_type\":\"http\",\"host\":\"http://127.0.0.1:$db_port/client/api/v1\",\"password\":\"db_sandbox_key\"}"}
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}
 airflow db migrate > /dev/null
-airflow pools set differentbreed_api 4 "Different Breed API: 250 requests per 10 s shared by these slots" > /dev/null
 echo "GiftPro sandbox on :$gp_port, Different Breed sandbox on :$db_port (logs in data/logs); Airflow UI on http://localhost:8080"
 airflow standalone
