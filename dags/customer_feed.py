@@ -10,7 +10,9 @@ table atomically. converted.in reads it from the feed service.
 
 * **Scheduled runs** cover their hourly data interval; each property's extract also reaches back
   to its own watermark, so nothing is missed after an outage. A property never loaded before
-  loads its full history.
+  loads its full history, cut by order creation date into slices of about
+  `giftpro.history_slice_pages` pages: each slice is a mapped `extract_giftpro_orders` task of
+  its own, retried alone; the property's watermark moves once every slice is loaded.
 * **Re-run a window**: clear the run in the UI (or `airflow tasks clear customer_feed -s … -e …`);
   re-running replaces that interval's staged files and changes nothing it already loaded.
 * **Backfill a date range**: `airflow backfill create --dag-id customer_feed --from-date 2026-11-01
@@ -112,7 +114,8 @@ def customer_feed():
 
     @task
     def plan_giftpro_extracts() -> list[dict]:
-        """Reads the feed configuration and the watermarks: one spec per GiftPro domainID."""
+        """Reads the feed configuration and the watermarks: one spec per GiftPro domainID, or per
+        slice of its history when it loads the whole of it (the API says how long it is)."""
         from include.pipeline import plan_giftpro
         from include.specs import to_json
 
@@ -126,7 +129,7 @@ def customer_feed():
 
         return to_json(plan_differentbreed(_config(), _warehouse(), _context_window()))
 
-    @task(map_index_template="domain {{ spec['domain'] }}")
+    @task(map_index_template="domain {{ spec['domain'] }} {{ spec['part'] }}")
     def extract_giftpro_orders(spec: dict) -> dict:
         return _extract(spec)
 

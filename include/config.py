@@ -91,6 +91,11 @@ class GiftProSettings(_Strict):
     changed_field: str = "changed"
     #: Minutes each incremental window reaches back before its start, for late commits.
     overlap_minutes: int = Field(default=10, ge=0)
+    #: A first load or rebuild splits a property's history into slices of about this many pages
+    #: of 50 orders, each its own extract task (include/history.py).
+    history_slice_pages: int = Field(default=400, ge=1)
+    #: At most this many GiftPro extract tasks per run, slices included (Airflow maps 1,024 at most).
+    max_extract_tasks: int = Field(default=512, ge=1, le=1024)
 
 
 class DifferentBreedSettings(_Strict):

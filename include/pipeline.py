@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from include.config import FeedConfig
+from include.history import HistoryProbe, plan_slices
 from include.schema import PROFILE_SCHEMA, QUARANTINE_SCHEMA
-from include.sources.local_time import local_window
+from include.sources.local_time import format_local, local_window
 from include.sources.registry import DIFFERENTBREED, GIFTPRO, source
 from include.specs import (
     ExtractResult,
@@ -90,14 +91,57 @@ def _spec(source_name: str, domain: str, config: FeedConfig, window: Window, low
     )
 
 
-def plan_giftpro(config: FeedConfig, wh: Warehouse, window: Window) -> list[ExtractSpec]:
-    """One extract spec per configured GiftPro domainID."""
+def plan_giftpro(
+    config: FeedConfig, wh: Warehouse, window: Window, history: HistoryProbe | None = None
+) -> list[ExtractSpec]:
+    """Extract specs for every configured GiftPro domainID: one per domain that loads changes
+    since its watermark; a domain that loads its whole history (never loaded, or a rebuild) is
+    cut into slices by ``dateCreated`` (include/history.py), one spec each, all within
+    ``max_extract_tasks``. `history` answers the slicing questions (default: the GiftPro API,
+    asked here in the plan task).
+    """
+    settings = config.giftpro
     marks = {} if window.rebuild else watermarks(wh, GIFTPRO.name)
-    overlap = config.giftpro.overlap_minutes
-    return [
-        _spec(GIFTPRO.name, domain, config, window, _lower_bound(marks.get(domain), window.start, overlap))
-        for domain in config.domains(GIFTPRO.name)
-    ]
+    lowers = {
+        d: _lower_bound(marks.get(d), window.start, settings.overlap_minutes) for d in config.domains(GIFTPRO.name)
+    }
+    whole = [d for d, lower in lowers.items() if lower is None]
+    slices = {}
+    if whole:
+        budget = settings.max_extract_tasks - (len(lowers) - len(whole))
+        probe = history or _giftpro_history(config, window)
+        slices = plan_slices(whole, probe, settings.history_slice_pages, budget)
+    specs = []
+    for domain, lower in lowers.items():
+        if lower is not None:
+            specs.append(_spec(GIFTPRO.name, domain, config, window, lower))
+            continue
+        parts = slices[domain]
+        for n, part in enumerate(parts):
+            specs.append(
+                _spec(
+                    GIFTPRO.name,
+                    domain,
+                    config,
+                    window,
+                    None,
+                    part=f"slice-{n:04d}" if len(parts) > 1 else "",
+                    part_index=n,
+                    parts=len(parts),
+                    created_from=part.created_from,
+                    created_to=part.created_to,
+                )
+            )
+    return specs
+
+
+def _giftpro_history(config: FeedConfig, window: Window) -> HistoryProbe:
+    from include.sources.giftpro import GiftProClient, GiftProHistory
+
+    zone = ZoneInfo(config.giftpro.time_zone)
+    _, changed_to = local_window(None, window.end, zone)
+    client = GiftProClient(conn_id=GIFTPRO.conn_id, changed_field=config.giftpro.changed_field)
+    return GiftProHistory(client, changed_to, zone)
 
 
 def plan_differentbreed(config: FeedConfig, wh: Warehouse, window: Window, max_tasks: int = 512) -> list[ExtractSpec]:
@@ -149,13 +193,16 @@ def extract(spec: ExtractSpec, config: FeedConfig, staging_root: str) -> Extract
 def extract_giftpro(
     spec: ExtractSpec, config: FeedConfig, staging_root: str, conn_id: str = GIFTPRO.conn_id
 ) -> ExtractResult:
-    """Fetch one domain's changed orders and stage them; returns the staged paths and counts."""
+    """Fetch one domain's changed orders (or one slice of its history) and stage them; returns
+    the staged paths and counts."""
     from include.sources.giftpro import GiftProClient, extract_domain
 
     settings = config.giftpro
-    lo, hi = local_window(spec.lower, spec.upper, ZoneInfo(settings.time_zone))
+    zone = ZoneInfo(settings.time_zone)
+    lo, hi = local_window(spec.lower, spec.upper, zone)
+    created = [None if m is None else format_local(m, zone) for m in (spec.created_from, spec.created_to)]
     client = GiftProClient(conn_id=conn_id, changed_field=settings.changed_field)
-    result = extract_domain(client, spec.domain, lo, hi, settings, spec.currency)
+    result = extract_domain(client, spec.domain, lo, hi, settings, spec.currency, *created)
     files = write_extract(
         staging_root,
         spec.source,
@@ -168,12 +215,14 @@ def extract_giftpro(
     )
     stats = ExtractStats(**result.stats)
     log.info(
-        "giftpro domain %s: %s orders, %s quarantined, changed in [%s, %s) London time, %s requests",
+        "giftpro domain %s%s: %s orders, %s quarantined, changed in [%s, %s) London time%s, %s requests",
         spec.domain,
+        f" {spec.part}" if spec.part else "",
         stats.orders,
         stats.quarantined,
         lo or "beginning",
         hi,
+        f", created in [{created[0] or 'beginning'}, {created[1] or 'now'})" if spec.parts > 1 else "",
         stats.requests,
     )
     return ExtractResult(spec=spec, orders_path=files.orders, quarantine_path=files.quarantine, stats=stats)

@@ -64,8 +64,8 @@ class ExtractSpec(Record):
     """One extract task: the orders of ``source``/``domain`` changed in ``[lower, upper)``.
 
     A domain may be split into ``parts`` extracts of the same run (Different Breed batches of
-    customers); the load checks that every part of a domain arrived before it moves the
-    domain's watermark.
+    customers, GiftPro history slices); the load checks that every part of a domain arrived
+    before it moves the domain's watermark.
     """
 
     source: str
@@ -82,6 +82,9 @@ class ExtractSpec(Record):
     #: Different Breed: the customers this batch polls, and those polled over their whole history.
     cust_ids: tuple[str, ...] = ()
     new_cust_ids: tuple[str, ...] = ()
+    #: GiftPro history slice: orders created in [created_from, created_to); None: open that side.
+    created_from: UtcDatetime | None = None
+    created_to: UtcDatetime | None = None
 
     @field_validator("source")
     @classmethod

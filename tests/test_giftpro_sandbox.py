@@ -42,6 +42,63 @@ def test_list_is_newest_first_50_a_page_and_filters(sandbox):
     )
 
 
+FILTER_VALUES = ["2025-06-01 00:00:00", "2026-01-01 12:00:00", "2026-03-29 00:59:59", "2026-10-25 01:30:00"]
+
+
+@given(
+    domain=st.sampled_from([None, 3521, 4101, 7]),
+    filters=st.dictionaries(
+        st.sampled_from(
+            [
+                f"{prefix}{field}{op}"
+                for prefix in ("", "orders.")
+                for field in ("dateCreated", "changed")
+                for op in ("", "[gte]", "[gt]", "[lte]", "[lt]")
+            ]
+        ),
+        st.sampled_from(FILTER_VALUES),
+        max_size=3,
+    ),
+    page=st.integers(1, 4),
+)
+def test_pages_equal_filtering_and_sorting_the_whole_store(sandbox, domain, filters, page):
+    """The store serves pages from a sorted index; the answer is what a scan of every order gives."""
+    store = sandbox.store
+    ops = {"": str.__eq__, "[gte]": str.__ge__, "[gt]": str.__gt__, "[lte]": str.__le__, "[lt]": str.__lt__}
+    query = {k: v for k, v in filters.items()}
+    expected = [
+        o
+        for o in store.dump()
+        if (domain is None or o["domainID"] == domain)
+        and all(
+            ops[k[k.find("[") :] if "[" in k else ""](o[k.removeprefix("orders.").split("[")[0]], v)
+            for k, v in filters.items()
+        )
+    ]
+    expected.sort(key=lambda o: (o["dateCreated"], o["orderID"]), reverse=True)
+    if domain is not None:
+        query["domainID"] = str(domain)
+    query["p"] = str(page)
+    got = store.list_orders(query)
+    assert [o["orderID"] for o in got] == [o["orderID"] for o in expected[(page - 1) * 50 : page * 50]]
+
+
+def test_injected_latency_delays_every_api_request_but_not_the_admin_ones():
+    import time
+
+    with serve_in_thread(GiftProStore()) as server:
+        assert httpx.post(server.url + "/_sandbox/latency", json={"seconds": 0.3}, timeout=10).status_code == 200
+        started = time.perf_counter()
+        assert get(server, {"domainID": 3521}).json() == []
+        slow = time.perf_counter() - started
+        started = time.perf_counter()
+        httpx.get(server.url + "/_sandbox/health", timeout=10)
+        fast = time.perf_counter() - started
+        assert slow >= 0.3 > fast
+        httpx.post(server.url + "/_sandbox/reset", timeout=10)
+        assert server.store.faults.latency == 0
+
+
 @pytest.mark.parametrize("params", [{"p": "0"}, {"p": "x"}, {"changed[gte]": "yesterday"}, {"domainID": "abc"}])
 def test_bad_parameters_are_400_in_giftpro_shape(sandbox, params):
     response = get(sandbox, params)

@@ -127,6 +127,20 @@ def config():
     return load_config(DEFAULT_CONFIG_PATH)
 
 
+class EmptyHistory:
+    """The planner's history probe for a source with no orders yet: one slice per domain (the
+    slicing itself is tested in test_history_slices.py)."""
+
+    def pages(self, domain: str) -> int:
+        return 0
+
+    def created_at(self, domain: str, page: int) -> datetime | None:
+        return None
+
+
+EMPTY_HISTORY = EmptyHistory()
+
+
 def set_watermark(wh, domain: str, moment: datetime) -> None:
     load_orders(
         wh, ORDER_SCHEMA.empty_table(), [LoadedWindow("giftpro", domain, None, int(moment.timestamp()))], "seed"
@@ -139,7 +153,7 @@ def by_domain(specs):
 
 def test_plan_covers_every_configured_giftpro_domain_once(sqlite_warehouse, config):
     window = resolve_window({}, DI_START, DI_END, RUN_AFTER)
-    specs = plan_giftpro(config, sqlite_warehouse, window)
+    specs = plan_giftpro(config, sqlite_warehouse, window, history=EMPTY_HISTORY)
     assert [s.domain for s in specs] == config.domains("giftpro") == ["3521", "3522", "3523", "4101", "4102"]
     assert {s.source for s in specs} == {"giftpro"}
     assert {d: s.currency for d, s in by_domain(specs).items()} == {
@@ -156,7 +170,9 @@ def test_plan_covers_every_configured_giftpro_domain_once(sqlite_warehouse, conf
 
 
 def test_never_loaded_domains_fetch_their_whole_history(sqlite_warehouse, config):
-    specs = plan_giftpro(config, sqlite_warehouse, resolve_window({}, DI_START, DI_END, RUN_AFTER))
+    specs = plan_giftpro(
+        config, sqlite_warehouse, resolve_window({}, DI_START, DI_END, RUN_AFTER), history=EMPTY_HISTORY
+    )
     assert all(s.lower is None for s in specs)
 
 
@@ -167,7 +183,7 @@ def test_lower_is_earlier_of_start_and_watermark_less_overlap(sqlite_warehouse, 
     set_watermark(sqlite_warehouse, "3522", DI_START - timedelta(days=2))  # after an outage
     set_watermark(sqlite_warehouse, "4101", DI_END + timedelta(days=5))  # this run is a backfill
     window = resolve_window({}, DI_START, DI_END, RUN_AFTER)
-    specs = by_domain(plan_giftpro(config, sqlite_warehouse, window))
+    specs = by_domain(plan_giftpro(config, sqlite_warehouse, window, history=EMPTY_HISTORY))
     assert specs["3521"].lower == DI_START - overlap
     assert specs["3522"].lower == DI_START - timedelta(days=2) - overlap
     assert specs["4101"].lower == DI_START - overlap
@@ -179,7 +195,9 @@ def test_lower_is_earlier_of_start_and_watermark_less_overlap(sqlite_warehouse, 
 def test_rebuild_fetches_whole_history_whatever_the_watermarks(sqlite_warehouse, config):
     for domain in config.domains("giftpro"):
         set_watermark(sqlite_warehouse, domain, DI_START)
-    specs = plan_giftpro(config, sqlite_warehouse, resolve_window({"rebuild": True}, DI_START, DI_END, RUN_AFTER))
+    specs = plan_giftpro(
+        config, sqlite_warehouse, resolve_window({"rebuild": True}, DI_START, DI_END, RUN_AFTER), history=EMPTY_HISTORY
+    )
     assert [s.lower for s in specs] == [None] * 5
 
 
@@ -188,7 +206,7 @@ def test_planned_windows_advance_the_watermark_without_gaps(sqlite_warehouse, co
     end = DI_END
     for hour in range(4):
         window = resolve_window({}, end - timedelta(hours=1), end, None)
-        specs = plan_giftpro(config, sqlite_warehouse, window)
+        specs = plan_giftpro(config, sqlite_warehouse, window, history=EMPTY_HISTORY)
         windows = [
             LoadedWindow(
                 s.source,
@@ -203,7 +221,7 @@ def test_planned_windows_advance_the_watermark_without_gaps(sqlite_warehouse, co
         end += timedelta(hours=1)
     # A skipped hour (the scheduler was down) is covered by the next run reaching back.
     window = resolve_window({}, end, end + timedelta(hours=1), None)
-    for spec in plan_giftpro(config, sqlite_warehouse, window):
+    for spec in plan_giftpro(config, sqlite_warehouse, window, history=EMPTY_HISTORY):
         assert spec.lower <= end - timedelta(hours=1)
 
 
@@ -342,7 +360,7 @@ def test_load_extracts_merges_counts_quarantine_and_advances_watermarks(sqlite_w
     from include.pipeline import load_extracts
 
     window = resolve_window({}, DI_START, DI_END, RUN_AFTER)
-    specs = by_domain(plan_giftpro(config, sqlite_warehouse, window))
+    specs = by_domain(plan_giftpro(config, sqlite_warehouse, window, history=EMPTY_HISTORY))
     extracts = [
         _staged(tmp_path, specs["3521"], [_order("3521", "1", "a@example.com", DI_START)], quarantined=2),
         _staged(tmp_path, specs["3522"], [_order("3522", "1", "b@example.com", DI_START)]),
@@ -358,7 +376,7 @@ def test_load_extracts_merges_counts_quarantine_and_advances_watermarks(sqlite_w
 
     # A rebuild of 3521 that no longer sees order 1 removes it; 3522 is not touched.
     rebuild_window = resolve_window({"rebuild": True}, DI_START, DI_END + timedelta(hours=1), RUN_AFTER)
-    spec = by_domain(plan_giftpro(config, sqlite_warehouse, rebuild_window))["3521"]
+    spec = by_domain(plan_giftpro(config, sqlite_warehouse, rebuild_window, history=EMPTY_HISTORY))["3521"]
     assert spec.lower is None
     load_extracts(sqlite_warehouse, [_staged(tmp_path, spec, [])], "rebuild", rebuild=True)
     with sqlite_warehouse.reader() as cur:
