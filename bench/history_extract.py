@@ -104,13 +104,20 @@ def main() -> int:
         post(f"{url}/_sandbox/latency", {"seconds": args.latency})
         os.environ["AIRFLOW_CONN_GIFTPRO_DEFAULT"] = giftpro_connection(url)
         with tempfile.TemporaryDirectory() as tmp:
-            return run(args, Path(tmp))
+            return run(args, Path(tmp), sandbox.pid)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=15)
 
 
-def run(args, tmp: Path) -> int:
+def cpu_seconds(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def run(args, tmp: Path, sandbox_pid: int) -> int:
     config = config_for(args.slice_pages)
     wh = Warehouse(f"sqlite:///{tmp / 'warehouse.db'}")
     wh.create_schema()
@@ -129,10 +136,11 @@ def run(args, tmp: Path) -> int:
     )
 
     staging = f"file://{tmp / 'staging'}"
-    started = time.perf_counter()
+    started, client_cpu, server_cpu = time.perf_counter(), time.process_time(), cpu_seconds(sandbox_pid)
     with ThreadPoolExecutor(max_workers=len(specs)) as pool:
         results = list(pool.map(lambda s: extract_giftpro(s, config, staging), specs))
     seconds = time.perf_counter() - started
+    client_cpu, server_cpu = time.process_time() - client_cpu, cpu_seconds(sandbox_pid) - server_cpu
     requests = sum(r.stats.requests for r in results)
     rate = requests / seconds
     bound = len(specs) / args.latency
@@ -145,7 +153,10 @@ def run(args, tmp: Path) -> int:
     )
     print(
         f"slices: {min(r.stats.requests for r in results)}-{max(r.stats.requests for r in results)} requests each,"
-        f" {min(r.stats.seconds for r in results):.2f}-{slowest:.2f}s each"
+        f" {min(r.stats.seconds for r in results):.2f}-{slowest:.2f}s each; CPU per page: extract"
+        f" {client_cpu / requests * 1000:.1f} ms, sandbox {server_cpu / requests * 1000:.1f} ms"
+        f" ({(client_cpu + server_cpu) / requests * bound:.2f} cores busy at the bound);"
+        f" load average now {os.getloadavg()[0]:.1f}"
     )
     ids = read_orders([r.orders_path for r in results])["order_id"].to_pylist()
     quarantined = sum(r.stats.quarantined for r in results)

@@ -108,7 +108,8 @@ def plan_giftpro(
     whole = [d for d, lower in lowers.items() if lower is None]
     slices = {}
     if whole:
-        budget = settings.max_extract_tasks - (len(lowers) - len(whole))
+        # One task per domain at the least, as before slicing; slices only within the budget.
+        budget = max(settings.max_extract_tasks - (len(lowers) - len(whole)), len(whole))
         probe = history or _giftpro_history(config, window)
         slices = plan_slices(whole, probe, settings.history_slice_pages, budget)
     specs = []

@@ -207,6 +207,10 @@ def test_plan_giftpro_keeps_to_the_task_budget(sqlite_warehouse, config):
     window = resolve_window({}, END - timedelta(hours=1), END, None)
     specs = plan_giftpro(tight, sqlite_warehouse, window, history=history)
     assert [s.domain for s in specs] == ["3521", "3521", "3522", "3522", "3523", "3523", "4101", "4101", "4102", "4102"]
+    # Fewer tasks allowed than there are domains: one each, unsliced, as before slicing existed.
+    tighter = FeedConfig.model_validate({**tight.model_dump(), "giftpro": {"max_extract_tasks": 3}})
+    specs = plan_giftpro(tighter, sqlite_warehouse, window, history=history)
+    assert [(s.domain, s.parts) for s in specs] == [(d, 1) for d in ("3521", "3522", "3523", "4101", "4102")]
 
 
 # --------------------------------------------------------------------------- against the sandbox
