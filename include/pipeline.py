@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from include.config import FeedConfig
+from include.config import ConfigError, FeedConfig
 from include.history import HistoryProbe, plan_slices
 from include.schema import PROFILE_SCHEMA, QUARANTINE_SCHEMA
 from include.sources.local_time import format_local, local_window
@@ -67,7 +67,7 @@ def resolve_window(
         end = _utc(run_after) or datetime.now(UTC)
         start, origin = end - DEFAULT_PERIOD, "run_after"
     if end <= start:
-        raise ValueError(f"the window is empty: start {start.isoformat()} is not before end {end.isoformat()}")
+        raise ConfigError(f"the window is empty: start {start.isoformat()} is not before end {end.isoformat()}")
     return Window(start=start, end=end, origin=origin, rebuild=bool(params.get("rebuild")))
 
 
