@@ -30,7 +30,7 @@ URL, password = API key), `differentbreed_default` (host = API base URL, passwor
 and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when absent); staging root
 `CUSTOMER_FEED_STAGING_URL`. `prepare_warehouse` creates the warehouse tables once, before
 anything reads them. At most `parallel_tasks` Different Breed batches poll at once, each taking
-its share of the API's rate limit (both from `include/sources/registry.py`).
+its share of the API's rate limit (both from `include/registry.py`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.sources.registry import DIFFERENTBREED
+from include.registry import DIFFERENTBREED
 
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
@@ -79,7 +79,8 @@ def _run_id() -> str:
 
 def _warehouse():
     """The warehouse handle; its tables exist once `prepare_warehouse` has run."""
-    from include.warehouse import Warehouse, url_from_airflow
+    from include.warehouse import Warehouse
+    from include.warehouse.airflow_url import url_from_airflow
 
     return Warehouse(url_from_airflow("customer_feed_db"))
 
@@ -154,7 +155,7 @@ def customer_feed():
         return _extract(spec)
 
     # At most `parallel_tasks` batches poll Different Breed at once; each batch's client takes
-    # that share of the API's 250 requests per 10 seconds (one number: include/sources/registry.py).
+    # that share of the API's 250 requests per 10 seconds (one number: include/registry.py).
     @task(
         map_index_template="{{ spec['domain'] }} {{ spec['part'] }}",
         max_active_tis_per_dag=DIFFERENTBREED.parallel_tasks,

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from include.money import BadRecord, normalize_currency
-from include.sources.registry import SOURCES, source
+from include.registry import SOURCES, source
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "feeds.yaml"
@@ -96,7 +96,7 @@ class Feed(_Strict):
         return os.environ.get(self.token_env) or None
 
     def domains(self, source_name: str) -> tuple[str, ...]:
-        """This feed's domains of one source (see include/sources/registry.py)."""
+        """This feed's domains of one source (see include/registry.py)."""
         return getattr(self.sources, source(source_name).domains_field)
 
 

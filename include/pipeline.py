@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 from include.config import ConfigError, FeedConfig
 from include.history import HistoryProbe, plan_slices
+from include.registry import DIFFERENTBREED, GIFTPRO, source
 from include.schema import PROFILE_SCHEMA, QUARANTINE_SCHEMA
 from include.sources.local_time import format_local, local_window
-from include.sources.registry import DIFFERENTBREED, GIFTPRO, source
 from include.specs import (
     ExtractResult,
     ExtractSpec,
@@ -187,7 +187,7 @@ def plan_differentbreed(config: FeedConfig, wh: Warehouse, window: Window, max_t
 
 
 def extract(spec: ExtractSpec, config: FeedConfig, staging_root: str) -> ExtractResult:
-    """Extract one spec with its source's step (see include/sources/registry.py)."""
+    """Extract one spec with its source's step (see include/registry.py)."""
     return source(spec.source).extract_function()(spec, config, staging_root)
 
 

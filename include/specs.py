@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, field_validator
 
-from include.sources.registry import source
+from include.registry import source
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -106,7 +106,7 @@ class LocalStack:
         wait_http(f"{url}/_sandbox/health", proc=proc)
         return url
 
-    def differentbreed_sandbox(self, port: int, seed: int = 42, giftpro_url: str | None = None) -> str:
+    def differentbreed_sandbox(self, port: int, seed: int = 42) -> str:
         args = [PYTHON, "-m", "sandbox.differentbreed", "--port", str(port), "--seed", str(seed)]
         proc = self.start("differentbreed-sandbox", args)
         url = f"http://127.0.0.1:{port}"

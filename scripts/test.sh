@@ -15,7 +15,7 @@ free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("12
 if ! command -v docker-compose >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing docker-compose (Debian package) to validate docker-compose.yaml"
-    (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "could not install docker-compose: tests/test_compose.py will say so" >&2
+    (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "could not install docker-compose: tests/integration/test_compose.py will say so" >&2
   fi
 fi
 

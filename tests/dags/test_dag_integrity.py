@@ -70,7 +70,7 @@ def test_warehouse_schema_is_created_once_before_the_planners(dagbag):
 
 
 def test_differentbreed_parallelism_is_the_registry_s_without_a_pool(dagbag):
-    from include.sources.registry import DIFFERENTBREED
+    from include.registry import DIFFERENTBREED
 
     task = dagbag.dags["customer_feed"].get_task("extract_differentbreed_orders")
     assert task.max_active_tis_per_dag == DIFFERENTBREED.parallel_tasks == 4

@@ -1,14 +1,12 @@
 """The Different Breed client against its sandbox over real HTTP: paging with limit/skip, the
 changed window, customers new to the warehouse, deletions, the rate limit, retries, refusals;
-and the sandbox's own rules and customer list."""
+and the sandbox's own rules."""
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -120,12 +118,3 @@ def test_sandbox_contract(sandbox):
     assert httpx.get(f"{sandbox.url}/client/api/v1/customer", headers={**headers, "customer": "zz"}).status_code == 404
     assert httpx.get(f"{sandbox.url}/client/api/v1/customer/delete", headers=headers).status_code == 200
     assert httpx.get(f"{sandbox.url}/client/api/v1/orders", headers=headers).status_code == 404
-
-
-def test_the_committed_customer_list_matches_the_seed():
-    store, listed = differentbreed.seed_store(seed=42)
-    path = Path(__file__).resolve().parents[1] / "config" / "differentbreed_customers.csv"
-    with path.open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [r["cust_id"] for r in rows] == listed and {r["profile"] for r in rows} == {store.profile}
-    assert len(store.customers) == len(listed) - 1  # one deleted at the source, still listed

@@ -358,7 +358,12 @@ def _source_state(versions: list[dict], source_domain: tuple[str, str], as_of: i
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# 60 histories in the full suite; fewer under `make check`'s profile (tests/conftest.py).
+@settings(
+    max_examples=min(60, settings.default.max_examples),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 def test_incremental_runs_equal_rebuild_and_oracle(data):
     versions = data.draw(histories(), label="versions")

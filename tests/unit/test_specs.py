@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from include.config import DEFAULT_CONFIG_PATH, FeedConfig, FeedSources, load_config
 from include.pipeline import extract_differentbreed, extract_giftpro, load_extracts
-from include.sources.registry import DIFFERENTBREED, GIFTPRO, SOURCES
+from include.registry import DIFFERENTBREED, GIFTPRO, SOURCES
 from include.specs import ExtractResult, ExtractSpec, ExtractStats, LoadResult, PublishResult, Window, to_json
 
 START = datetime(2026, 10, 25, 0, tzinfo=UTC)

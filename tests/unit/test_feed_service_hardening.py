@@ -1,20 +1,17 @@
 """The feed service fails closed: every odd request gets a {code, message} JSON answer (never a
 plain-text 500), bodies are capped before any token is read, the health check tells nothing
 without a token, a warehouse that cannot answer is a 503, and a schemathesis run over
-/openapi.json finds no server error."""
+/openapi.json finds no server error. All in process; over real sockets:
+tests/integration/test_feed_service_sockets.py."""
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 
 import pyarrow as pa
 import pytest
-import requests
 import schemathesis
-import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +22,7 @@ from include.schema import ORDER_SCHEMA
 from include.warehouse import Warehouse
 from include.warehouse.order_state import load_orders
 from include.warehouse.publish import publish_customers
-from tests.test_feed_service import CONFIG, order
+from tests.unit.test_feed_service import CONFIG, order
 
 TOKENS = {"TEST_TOKEN_GB": "token-gb", "TEST_TOKEN_IE": "token-ie"}
 
@@ -175,18 +172,6 @@ def test_a_missing_sqlite_warehouse_is_503_and_is_not_created(tmp_path, monkeypa
     assert not path.exists() and not path.parent.exists()
 
 
-def test_an_unreachable_postgresql_is_503(monkeypatch):
-    for name, value in TOKENS.items():
-        monkeypatch.setenv(name, value)
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    wh = Warehouse(f"postgresql://postgres@127.0.0.1:{port}/none?connect_timeout=2")
-    client = TestClient(create_app(CONFIG, wh), raise_server_exceptions=False)
-    _is_error(client.get("/healthz"), 503)
-    _is_error(post(client, token="token-gb"), 503)
-
-
 def test_two_feeds_with_one_token_value_do_not_start(monkeypatch, sqlite_warehouse):
     monkeypatch.setenv("TEST_TOKEN_GB", "same")
     monkeypatch.setenv("TEST_TOKEN_IE", "same")
@@ -262,32 +247,3 @@ def test_schemathesis_finds_no_server_error(fuzz_warehouse, monkeypatch):
     assert failures == []
     assert {200, 401} <= set(calls)
     assert time.perf_counter() - started < 90
-
-
-def test_a_huge_body_is_refused_before_it_is_sent(fuzz_warehouse, monkeypatch):
-    """The 200 MB probe over a real socket: the headers announce 200 MB, none of it is sent, and
-    the answer is already there — the service never waits for (or holds) the body."""
-    for name, value in TOKENS.items():
-        monkeypatch.setenv(name, value)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(CONFIG, fuzz_warehouse), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            conn.sendall(
-                b"POST /convertedin/customers HTTP/1.1\r\nHost: x\r\n"
-                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 209715200\r\n\r\ntoken="
-            )
-            answer = conn.recv(65536).decode()
-        assert answer.startswith("HTTP/1.1 413") and '"code":413' in answer
-        ok = requests.post(f"http://127.0.0.1:{port}/convertedin/customers", data={"token": "token-gb"}, timeout=10)
-        assert ok.json()["total"] == 30
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -1,14 +1,18 @@
-"""Where the Different Breed cust_ids come from: a CSV file or a SQL query on a connection."""
+"""Where the Different Breed cust_ids come from: a CSV file or a SQL query on a connection; and the
+committed list matches the sandbox's seed."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from include.config import DifferentBreedSettings
 from include.sources.customer_list import load_customer_ids
+from sandbox import differentbreed
 
 
 def test_from_a_csv_file(tmp_path):
@@ -39,3 +43,12 @@ def test_from_a_sql_query_on_a_connection(tmp_path, monkeypatch):
 def test_no_source_configured_is_a_clear_error():
     with pytest.raises(ValueError, match="customers_file or customers_sql"):
         load_customer_ids(DifferentBreedSettings(), "events")
+
+
+def test_the_committed_customer_list_matches_the_seed():
+    store, listed = differentbreed.seed_store(seed=42)
+    path = Path(__file__).resolve().parents[2] / "config" / "differentbreed_customers.csv"
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["cust_id"] for r in rows] == listed and {r["profile"] for r in rows} == {store.profile}
+    assert len(store.customers) == len(listed) - 1  # one deleted at the source, still listed

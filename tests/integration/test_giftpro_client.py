@@ -21,16 +21,32 @@ def sandbox():
         yield server
 
 
-def connect(monkeypatch, url, key="gp_sandbox_key", **extra):
+def connect(monkeypatch, url, key="gp_sandbox_key", sleep=None, **extra):
     conn = {"conn_type": "http", "host": url, "password": key}
     if extra:
         conn["extra"] = extra
     monkeypatch.setenv("AIRFLOW_CONN_GIFTPRO_DEFAULT", json.dumps(conn))
-    return GiftProClient(backoff=0.01, max_attempts=4)
+    return GiftProClient(backoff=0.01, max_attempts=4, **({"sleep": sleep} if sleep else {}))
 
 
 def ids(orders):
     return [o["orderID"] for o in orders]
+
+
+def on_second_request(store, change):
+    """Run `change` on the store just before it answers the client's second list request.
+
+    The client restarts each page at p=1 below the last dateCreated seen, so a hook on p=2 would
+    never run: the hook on p=1 sets the real one on p=1 again. Returns a list that records it ran.
+    """
+    fired = []
+
+    def second(store):
+        change(store)
+        fired.append(True)
+
+    store.on_page(1, lambda store: store.on_page(1, second))
+    return fired
 
 
 def test_pages_until_the_list_is_exhausted(sandbox, monkeypatch):
@@ -61,9 +77,9 @@ def test_new_orders_while_paging_are_neither_duplicated_nor_lose_others(sandbox,
         for _ in range(60):  # more than a page: plain page numbers would repeat a whole page
             store.add_order(domainID=3521, dateCreated="2026-11-20 12:00:00", changed="2026-11-20 12:00:00")
 
-    sandbox.store.on_page(2, insert)
+    fired = on_second_request(sandbox.store, insert)
     got = ids(client.iter_orders("3521", None, "2026-11-01 00:00:00"))
-    assert len(got) == len(set(got)) and sorted(got) == before
+    assert fired == [True] and len(got) == len(set(got)) and sorted(got) == before
 
 
 def test_an_order_leaving_the_window_while_paging_pulls_no_other_out(sandbox, monkeypatch):
@@ -74,11 +90,10 @@ def test_an_order_leaving_the_window_while_paging_pulls_no_other_out(sandbox, mo
         reverse=True,
     )
     newest = inside[0]["orderID"]
-    sandbox.store.on_page(
-        2, lambda store: store.update(newest, "2026-11-30 12:00:00")
-    )  # changed now: out of the window
+    # changed now: out of the window
+    fired = on_second_request(sandbox.store, lambda store: store.update(newest, "2026-11-30 12:00:00"))
     got = ids(client.iter_orders("3521", None, "2026-11-01 00:00:00"))
-    assert sorted(got) == sorted(o["orderID"] for o in inside)
+    assert fired == [True] and sorted(got) == sorted(o["orderID"] for o in inside)
 
 
 def test_a_page_of_one_timestamp_advances_by_page_number(monkeypatch):
@@ -101,13 +116,11 @@ def test_transient_failures_are_retried(sandbox, monkeypatch, kind):
 
 
 def test_retry_after_is_honoured(sandbox, monkeypatch):
-    import time
-
-    client = connect(monkeypatch, sandbox.url)
-    sandbox.store.faults.add("429", count=1, value=1)
-    started = time.monotonic()
-    list(client.iter_orders("4102", None, END))
-    assert time.monotonic() - started >= 1.0
+    sleeps = []
+    client = connect(monkeypatch, sandbox.url, sleep=sleeps.append)
+    sandbox.store.faults.add("429", count=1, value=3)
+    assert list(client.iter_orders("4102", None, END))
+    assert sleeps == [3.0]  # the sandbox's Retry-After, read off the wire; asked for, not waited
 
 
 def test_timeouts_are_retried(sandbox, monkeypatch):

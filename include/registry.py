@@ -5,7 +5,9 @@ reads, its Airflow connection, the pipeline step that extracts one spec of it, a
 its extract tasks may run at once. The configuration, the planners, the DAG and the aggregation
 all read this table; nothing else maps a source to its configuration.
 
-This module imports nothing of the project, so the DAG file may read it at parse time.
+This module imports nothing of the project, so the DAG file may read it at parse time, and the
+configuration (which the warehouse and the feed service read too) may use it without reaching
+the source clients.
 """
 
 from __future__ import annotations

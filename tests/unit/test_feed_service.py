@@ -101,7 +101,7 @@ def customers(client, **form):
 
 def test_every_key_type_and_order(client):
     body = customers(client, token="token-gb", page=1, par_page=50).json()
-    assert tuple(body) == tuple(sorted(FEED_ENVELOPE_KEYS)) or set(body) == set(FEED_ENVELOPE_KEYS)
+    assert tuple(body) == FEED_ENVELOPE_KEYS  # these keys, in Laravel's order
     for row in body["data"]:
         assert tuple(row) == FEED_CUSTOMER_KEYS
         assert isinstance(row["id"], int) and isinstance(row["orders_count"], int)

@@ -145,7 +145,7 @@ def test_an_empty_window_is_a_config_error():
 
 @pytest.fixture(scope="module")
 def dag_module():
-    path = Path(__file__).resolve().parent.parent / "dags" / "customer_feed.py"
+    path = Path(__file__).resolve().parents[2] / "dags" / "customer_feed.py"
     spec = importlib.util.spec_from_file_location("customer_feed_dag_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
