@@ -75,4 +75,4 @@ erase: install
 	$(BIN)/python -m include.erasure "$(EMAIL)"
 
 clean:
-	rm -rf data .airflow
+	rm -rf data .airflow .airflow-demo

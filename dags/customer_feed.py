@@ -31,6 +31,10 @@ and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when absent)
 `CUSTOMER_FEED_STAGING_URL`. `prepare_warehouse` creates the warehouse tables once, before
 anything reads them. At most `parallel_tasks` Different Breed batches poll at once, each taking
 its share of the API's rate limit (both from `include/registry.py`).
+`customer_feed_alerts` (http webhook or smtp; absent: no alerts) says where alerts go.
+
+Monitoring: the **Customer feeds** page in the UI's navigation; each run's note and the customer
+asset event's `extra` carry the window loaded and the counts per feed and source.
 """
 
 from __future__ import annotations
@@ -42,10 +46,13 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.alerts import FeedAlertNotifier
 from include.registry import DIFFERENTBREED
 
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
+#: The publish task's XCom holding the run's note (read by plugins/customer_feeds.py).
+RUN_NOTE_XCOM = "run_note"
 
 
 @contextlib.contextmanager
@@ -65,12 +72,22 @@ def _context_window():
 
     ctx = get_current_context()
     with _fail_without_retry():
-        return resolve_window(
+        window = resolve_window(
             ctx["params"],
             ctx.get("data_interval_start"),
             ctx.get("data_interval_end"),
             ctx["dag_run"].run_after,
         )
+    # The run header shows the trigger's interval; this line (and the run's note) the one loaded.
+    start, end = window.start.isoformat(), window.end.isoformat()
+    log.info("window [%s, %s) from the %s", start, end, window.origin.replace("_", " "))
+    return window
+
+
+def _all(results) -> list[dict]:
+    # One slice fetches every mapped result at once; iterating the lazy sequence instead probes
+    # one index past the end, which the task log reports as "[error] XCom not found".
+    return list(results[:])
 
 
 def _run_id() -> str:
@@ -105,7 +122,7 @@ def _extract(spec: dict) -> dict:
 def _results(*extracts: list[dict]) -> list:
     from include.specs import ExtractResult
 
-    return [ExtractResult.from_json(e) for group in extracts for e in group]
+    return [ExtractResult.from_json(e) for group in extracts for e in _all(group)]
 
 
 @dag(
@@ -125,6 +142,8 @@ def _results(*extracts: list[dict]) -> list:
         "rebuild": Param(False, type="boolean", description="Re-extract full history and recompute every customer"),
     },
     tags=["customer-feed", "giftpro", "differentbreed", "converted.in"],
+    # Alerts go where the connection customer_feed_alerts says (webhook or SMTP; none: no alert).
+    on_failure_callback=FeedAlertNotifier(),
     doc_md=__doc__,
 )
 def customer_feed():
@@ -176,17 +195,43 @@ def customer_feed():
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
+        from include.monitoring import record_publish, run_note
         from include.pipeline import publish, summarize
         from include.specs import LoadResult
 
-        published = publish(_warehouse(), _config(), _run_id(), _context_window().rebuild)
-        for line in summarize(_results(giftpro, differentbreed), LoadResult.from_json(loaded), published):
+        extracts, window, wh, config = _results(giftpro, differentbreed), _context_window(), _warehouse(), _config()
+        published = publish(wh, config, _run_id(), window.rebuild)
+        loaded = LoadResult.from_json(loaded)
+        for line in summarize(extracts, loaded, published):
             log.info("%s", line)
+        # The Assets view and the run's note say what happened without opening a log (the note
+        # is set by the customer_feeds plugin's listener from this XCom: a task cannot set it).
+        summary = record_publish(
+            wh,
+            config,
+            _run_id(),
+            window.to_json(),
+            [e.flat_json() for e in extracts],
+            loaded.to_json(),
+            published.to_json(),
+        )
+        ctx = get_current_context()
+        ctx["outlet_events"][CUSTOMERS_ASSET].extra = summary
+        ctx["ti"].xcom_push(key=RUN_NOTE_XCOM, value=run_note(summary))
         return published.to_json()
+
+    # Freshness: a feed whose last publish is older than CUSTOMER_FEED_FRESHNESS_INTERVALS hours
+    # alerts. (A DAG-level DeadlineAlert would do it per run, but Airflow 3.3.2's `dags test`
+    # fails on a DAG that has one.) It never fails the run.
+    @task
+    def check_freshness() -> list[str]:
+        from include.alerts import alert_stale_feeds
+
+        return alert_stale_feeds(_warehouse(), _run_id())
 
     giftpro_plan = plan_giftpro_extracts()
     differentbreed_plan = plan_differentbreed_extracts()
-    prepare_warehouse() >> [giftpro_plan, differentbreed_plan]
+    prepare_warehouse() >> [giftpro_plan, differentbreed_plan, check_freshness()]
     giftpro = extract_giftpro_orders.expand(spec=giftpro_plan)
     differentbreed = extract_differentbreed_orders.expand(spec=differentbreed_plan)
     loaded = load_orders(giftpro, differentbreed)

@@ -262,10 +262,14 @@ def extract_differentbreed(
         profiles=result.profiles,
         part=spec.part,
     )
-    stats = ExtractStats(**result.stats, deleted=len(result.deleted))
+    # A 404 is news only for a customer the warehouse holds (or on a full-history poll): one
+    # removed by an earlier run stays on the merchant's list and answers 404 every hour after.
+    unknown = set(spec.new_cust_ids) if spec.lower is not None else set()
+    deleted = [c for c in result.deleted if c not in unknown]
+    stats = ExtractStats(**result.stats, deleted=len(deleted), absent=len(result.deleted) - len(deleted))
     log.info(
         "differentbreed profile %s %s: %s customers polled in %ss, %s orders, %s quarantined,"
-        " %s deleted at the source, %s requests",
+        " %s deleted at the source (%s listed but unknown to it), %s requests",
         spec.domain,
         spec.part,
         len(spec.cust_ids),
@@ -273,6 +277,7 @@ def extract_differentbreed(
         stats.orders,
         stats.quarantined,
         stats.deleted,
+        stats.absent,
         stats.requests,
     )
     return ExtractResult(
@@ -281,7 +286,7 @@ def extract_differentbreed(
         orders_path=files.orders,
         quarantine_path=files.quarantine,
         profiles_path=files.profiles,
-        deleted=tuple(result.deleted),
+        deleted=tuple(deleted),
         stats=stats,
     )
 

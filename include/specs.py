@@ -104,6 +104,8 @@ class ExtractStats(Record):
     seconds: float = 0.0
     customers: int = 0
     deleted: int = 0
+    #: Customers on the merchant's list that answer 404 but the warehouse does not hold (gone before).
+    absent: int = 0
 
 
 class ExtractResult(Record):
@@ -116,6 +118,12 @@ class ExtractResult(Record):
     #: Customer refs the source has deleted (a 404 for their profile).
     deleted: tuple[str, ...] = ()
     stats: ExtractStats = ExtractStats()
+
+    def flat_json(self) -> dict[str, Any]:
+        """The spec's fields and the result's side by side (the run summary of
+        include/monitoring.py reads this shape)."""
+        data = self.to_json()
+        return {**data.pop("spec"), **data}
 
 
 class LoadResult(Record):

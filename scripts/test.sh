@@ -19,6 +19,15 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's chromium for the browser tests (tests/ui): Playwright cannot download its own browser
+# on these machines, so the tests drive /usr/bin/chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (Debian package) for the browser tests"
+    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium: tests/ui will say so" >&2
+  fi
+fi
+
 export CUSTOMER_FEED_TEST_PG="${CUSTOMER_FEED_TEST_PG:-postgresql://postgres@127.0.0.1:5432/test}"
 pg_answers() { .venv/bin/python -c "import psycopg2,sys; psycopg2.connect(sys.argv[1], connect_timeout=3).close()" "$1" 2>/dev/null; }
 if ! pg_answers "$CUSTOMER_FEED_TEST_PG"; then

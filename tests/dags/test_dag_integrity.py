@@ -66,7 +66,7 @@ def test_warehouse_schema_is_created_once_before_the_planners(dagbag):
     dag = dagbag.dags["customer_feed"]
     prepare = dag.get_task("prepare_warehouse")
     assert not prepare.upstream_task_ids
-    assert prepare.downstream_task_ids == {"plan_giftpro_extracts", "plan_differentbreed_extracts"}
+    assert prepare.downstream_task_ids == {"plan_giftpro_extracts", "plan_differentbreed_extracts", "check_freshness"}
 
 
 def test_differentbreed_parallelism_is_the_registry_s_without_a_pool(dagbag):
