@@ -121,8 +121,8 @@ def run(stack: Stack, end: datetime, config=None) -> dict:
     loaded = load_extracts(stack.wh, extracts, f"run-{end:%H}", False, stack.staging)
     publish(stack.wh, config, f"run-{end:%H}", False)
     stack.stats = {
-        "retries": sum(int(e["stats"].get("retries", 0)) for e in extracts),
-        "quarantined": loaded["quarantined"],
+        "retries": sum(e.stats.retries for e in extracts),
+        "quarantined": loaded.quarantined,
     }
     return stack.stats
 
