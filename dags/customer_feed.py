@@ -10,7 +10,9 @@ table atomically. converted.in reads it from the feed service.
 
 * **Scheduled runs** cover their hourly data interval; each property's extract also reaches back
   to its own watermark, so nothing is missed after an outage. A property never loaded before
-  loads its full history.
+  loads its full history, cut by order creation date into slices of about
+  `giftpro.history_slice_pages` pages: each slice is a mapped `extract_giftpro_orders` task of
+  its own, retried alone; the property's watermark moves once every slice is loaded.
 * **Re-run a window**: clear the run in the UI (or `airflow tasks clear customer_feed -s … -e …`);
   re-running replaces that interval's staged files and changes nothing it already loaded.
 * **Backfill a date range**: `airflow backfill create --dag-id customer_feed --from-date 2026-11-01
@@ -28,9 +30,11 @@ configuration before deploying it with `python -m include.config path/to/feeds.y
 
 Configuration: feeds in `CUSTOMER_FEED_CONFIG`; connections `giftpro_default` (host = API base
 URL, password = API key), `differentbreed_default` (host = API base URL, password = admin key),
-pool `differentbreed_api`, and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when
-absent); staging root `CUSTOMER_FEED_STAGING_URL`; alerts `customer_feed_alerts` (http webhook or
-smtp; absent: no alerts).
+and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when absent); staging root
+`CUSTOMER_FEED_STAGING_URL`. `prepare_warehouse` creates the warehouse tables once, before
+anything reads them. At most `parallel_tasks` Different Breed batches poll at once, each taking
+its share of the API's rate limit (both from `include/registry.py`).
+`customer_feed_alerts` (http webhook or smtp; absent: no alerts) says where alerts go.
 
 Monitoring: the **Customer feeds** page in the UI's navigation; each run's note and the customer
 asset event's `extra` carry the window loaded and the counts per feed and source.
@@ -46,14 +50,12 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, da
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.alerts import FeedAlertNotifier
+from include.registry import DIFFERENTBREED
 
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
 #: The publish task's XCom holding the run's note (read by plugins/customer_feeds.py).
 RUN_NOTE_XCOM = "run_note"
-DIFFERENTBREED_POOL = "differentbreed_api"
-#: Slots of the pool (created by `make up`, the demo, docker-compose's init and the e2e run).
-DIFFERENTBREED_POOL_SLOTS = 4
 
 
 @contextlib.contextmanager
@@ -70,7 +72,7 @@ def _fail_without_retry():
         raise AirflowFailException(str(exc)) from exc
 
 
-def _context_window() -> dict:
+def _context_window():
     from include.pipeline import resolve_window
 
     ctx = get_current_context()
@@ -82,7 +84,8 @@ def _context_window() -> dict:
             ctx["dag_run"].run_after,
         )
     # The run header shows the trigger's interval; this line (and the run's note) the one loaded.
-    log.info("window [%s, %s) from the %s", window["start"], window["end"], window["origin"].replace("_", " "))
+    start, end = window.start.isoformat(), window.end.isoformat()
+    log.info("window [%s, %s) from the %s", start, end, window.origin.replace("_", " "))
     return window
 
 
@@ -97,12 +100,11 @@ def _run_id() -> str:
 
 
 def _warehouse():
+    """The warehouse handle; its tables exist once `prepare_warehouse` has run."""
     from include.warehouse import Warehouse
     from include.warehouse.airflow_url import url_from_airflow
 
-    wh = Warehouse(url_from_airflow("customer_feed_db"))
-    wh.create_schema()
-    return wh
+    return Warehouse(url_from_airflow("customer_feed_db"))
 
 
 def _config():
@@ -112,6 +114,8 @@ def _config():
         return load_config()
 
 
+# XCom holds JSON-able dicts; the steps take and return the typed records of include/specs.py.
+# These two helpers and the `to_json`/`from_json` calls below are the only conversions.
 def _suppression():
     """Erased people, whose records are dropped before they are staged (a read only: the plan
     tasks created the schema, and an extract must not queue behind another run's writer lock)."""
@@ -128,6 +132,20 @@ def _suppression():
 
 def _confirm_mass_change() -> bool:
     return bool(get_current_context()["params"].get("confirm_mass_change"))
+
+
+def _extract(spec: dict) -> dict:
+    from include.pipeline import extract
+    from include.specs import ExtractSpec
+    from include.staging import staging_root
+
+    return extract(ExtractSpec.from_json(spec), _config(), staging_root(), suppression=_suppression()).to_json()
+
+
+def _results(*extracts: list[dict]) -> list:
+    from include.specs import ExtractResult
+
+    return [ExtractResult.from_json(e) for group in extracts for e in _all(group)]
 
 
 @dag(
@@ -156,36 +174,39 @@ def _confirm_mass_change() -> bool:
 )
 def customer_feed():
     @task
-    def plan_giftpro_extracts() -> list[dict]:
-        """Reads the feed configuration and the watermarks: one spec per GiftPro domainID."""
-        from include.pipeline import plan_giftpro
+    def prepare_warehouse() -> None:
+        """Creates the warehouse tables and indexes that do not exist yet: the run's only DDL."""
+        _warehouse().create_schema()
 
-        return plan_giftpro(_config(), _warehouse(), _context_window())
+    @task
+    def plan_giftpro_extracts() -> list[dict]:
+        """Reads the feed configuration and the watermarks: one spec per GiftPro domainID, or per
+        slice of its history when it loads the whole of it (the API says how long it is)."""
+        from include.pipeline import plan_giftpro
+        from include.specs import to_json
+
+        return to_json(plan_giftpro(_config(), _warehouse(), _context_window()))
 
     @task
     def plan_differentbreed_extracts() -> list[dict]:
         """One spec per Different Breed profile and batch of customers."""
         from include.pipeline import plan_differentbreed
+        from include.specs import to_json
 
-        return plan_differentbreed(_config(), _warehouse(), _context_window())
+        return to_json(plan_differentbreed(_config(), _warehouse(), _context_window()))
 
-    @task(map_index_template="domain {{ spec['domain'] }}")
+    @task(map_index_template="domain {{ spec['domain'] }} {{ spec['part'] }}")
     def extract_giftpro_orders(spec: dict) -> dict:
-        from include.pipeline import extract_giftpro
-        from include.staging import staging_root
+        return _extract(spec)
 
-        return extract_giftpro(spec, _config(), staging_root(), suppression=_suppression())
-
-    # The pool bounds how many batches poll Different Breed at once; each batch's client takes
-    # its share of the API's 250 requests per 10 seconds.
-    @task(map_index_template="{{ spec['domain'] }} {{ spec['part'] }}", pool=DIFFERENTBREED_POOL)
+    # At most `parallel_tasks` batches poll Different Breed at once; each batch's client takes
+    # that share of the API's 250 requests per 10 seconds (one number: include/registry.py).
+    @task(
+        map_index_template="{{ spec['domain'] }} {{ spec['part'] }}",
+        max_active_tis_per_dag=DIFFERENTBREED.parallel_tasks,
+    )
     def extract_differentbreed_orders(spec: dict) -> dict:
-        from include.pipeline import extract_differentbreed
-        from include.staging import staging_root
-
-        return extract_differentbreed(
-            spec, _config(), staging_root(), parallel_tasks=DIFFERENTBREED_POOL_SLOTS, suppression=_suppression()
-        )
+        return _extract(spec)
 
     # A source with nothing configured maps to zero tasks, which Airflow marks skipped: that must
     # not skip the load and publish of the other source.
@@ -194,39 +215,41 @@ def customer_feed():
         from include.pipeline import load_extracts
         from include.staging import staging_root
 
+        extracts = _results(giftpro, differentbreed)
+        rebuild = _context_window().rebuild
         with _fail_without_retry():
-            return load_extracts(
-                _warehouse(),
-                [*_all(giftpro), *_all(differentbreed)],
-                _run_id(),
-                _context_window()["rebuild"],
-                staging_root(),
-                _config(),
-                _confirm_mass_change(),
+            loaded = load_extracts(
+                _warehouse(), extracts, _run_id(), rebuild, staging_root(), _config(), _confirm_mass_change()
             )
+        return loaded.to_json()
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
         from include.monitoring import record_publish, run_note
         from include.pipeline import publish, summarize
+        from include.specs import LoadResult
 
-        extracts, window, wh, config = (
-            [*_all(giftpro), *_all(differentbreed)],
-            _context_window(),
-            _warehouse(),
-            _config(),
-        )
+        extracts, window, wh, config = _results(giftpro, differentbreed), _context_window(), _warehouse(), _config()
         with _fail_without_retry():
-            published = publish(wh, config, _run_id(), window["rebuild"], _confirm_mass_change())
+            published = publish(wh, config, _run_id(), window.rebuild, _confirm_mass_change())
+        loaded = LoadResult.from_json(loaded)
         for line in summarize(extracts, loaded, published):
             log.info("%s", line)
         # The Assets view and the run's note say what happened without opening a log (the note
         # is set by the customer_feeds plugin's listener from this XCom: a task cannot set it).
-        summary = record_publish(wh, config, _run_id(), window, extracts, loaded, published)
+        summary = record_publish(
+            wh,
+            config,
+            _run_id(),
+            window.to_json(),
+            [e.flat_json() for e in extracts],
+            loaded.to_json(),
+            published.to_json(),
+        )
         ctx = get_current_context()
         ctx["outlet_events"][CUSTOMERS_ASSET].extra = summary
         ctx["ti"].xcom_push(key=RUN_NOTE_XCOM, value=run_note(summary))
-        return published
+        return published.to_json()
 
     # Freshness: a feed whose last publish is older than CUSTOMER_FEED_FRESHNESS_INTERVALS hours
     # alerts. (A DAG-level DeadlineAlert would do it per run, but Airflow 3.3.2's `dags test`
@@ -237,9 +260,11 @@ def customer_feed():
 
         return alert_stale_feeds(_warehouse(), _run_id())
 
-    check_freshness()
-    giftpro = extract_giftpro_orders.expand(spec=plan_giftpro_extracts())
-    differentbreed = extract_differentbreed_orders.expand(spec=plan_differentbreed_extracts())
+    giftpro_plan = plan_giftpro_extracts()
+    differentbreed_plan = plan_differentbreed_extracts()
+    prepare_warehouse() >> [giftpro_plan, differentbreed_plan, check_freshness()]
+    giftpro = extract_giftpro_orders.expand(spec=giftpro_plan)
+    differentbreed = extract_differentbreed_orders.expand(spec=differentbreed_plan)
     loaded = load_orders(giftpro, differentbreed)
     publish_customers(giftpro, differentbreed, loaded)
 

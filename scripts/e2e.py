@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.local_stack import (  # noqa: E402
     DEMO_TOKENS,
-    POOLS,
     PYTHON,
     ROOT,
     LocalStack,
@@ -206,10 +205,6 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     started = time.monotonic()
     log("airflow db migrate (PostgreSQL metadata database)")
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    for name, slots, description in POOLS:
-        subprocess.run(
-            [AIRFLOW, "pools", "set", name, slots, description], env=env, check=True, stdout=subprocess.DEVNULL
-        )
 
     s3_proc = stack.start("s3", [str(Path(PYTHON).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], env)
     wait_http(f"{env['AWS_ENDPOINT_URL_S3']}/moto-api/", proc=s3_proc)

@@ -70,12 +70,8 @@ def airflow_env(extra: dict | None = None) -> dict:
     return env
 
 
-#: The pool that bounds parallel Different Breed polling (see dags/customer_feed.py).
-POOLS = [("differentbreed_api", "4", "Different Breed API: 250 requests per 10 s shared by these slots")]
-
-
 def prepare_airflow(env: dict) -> None:
-    """`airflow db migrate` and the project's pools, once per Airflow home (a stamp remembers)."""
+    """`airflow db migrate`, once per Airflow home (a stamp remembers)."""
     home = Path(env["AIRFLOW_HOME"])
     stamp = home / ".prepared"
     if stamp.exists():
@@ -84,8 +80,6 @@ def prepare_airflow(env: dict) -> None:
     airflow = str(Path(PYTHON).parent / "airflow")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, **quiet)
-    for name, slots, description in POOLS:
-        subprocess.run([airflow, "pools", "set", name, slots, description], env=env, check=True, **quiet)
     stamp.touch()
 
 

@@ -27,7 +27,6 @@ export AIRFLOW_CONN_CUSTOMER_FEED_DB=${AIRFLOW_CONN_CUSTOMER_FEED_DB:-"{\"conn_t
 export CUSTOMER_FEED_STAGING_URL=${CUSTOMER_FEED_STAGING_URL:-"file://$PWD/data/up/staging"}
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}
 airflow db migrate > /dev/null
-airflow pools set differentbreed_api 4 "Different Breed API: 250 requests per 10 s shared by these slots" > /dev/null
 # New DAGs start unpaused (above); one this home already knew paused is unpaused here.
 airflow dags unpause customer_feed -y > /dev/null 2>&1 || true
 echo "GiftPro sandbox on :$gp_port, Different Breed sandbox on :$db_port (logs in data/up/logs); Airflow UI on http://localhost:8080"

@@ -46,13 +46,7 @@ _LATEST_ORDER = ["feed", "email_norm", "created_at", "source", "domain", "order_
 def feed_domains(config: FeedConfig) -> pd.DataFrame:
     """(source, domain) -> feed, one row per pair a feed covers."""
     rows = [
-        (source, domain, feed.name, feed.currency, feed.store.time_zone)
-        for feed in config.feeds
-        for source, domains in (
-            ("giftpro", feed.sources.giftpro_domains),
-            ("differentbreed", feed.sources.differentbreed_profiles),
-        )
-        for domain in domains
+        (source, domain, feed.name, feed.currency, feed.store.time_zone) for source, domain, feed in config.coverage()
     ]
     return pd.DataFrame(rows, columns=["source", "domain", "feed", "feed_currency", "time_zone"])
 

@@ -40,8 +40,11 @@ def stack(tmp_path, monkeypatch):
     customer_list = tmp_path / "customers.csv"
     differentbreed.write_customer_list(customer_list, db_store.profile, listed)
     config = tmp_path / "feeds.yaml"
+    # Slices of one page: every property's first load runs as several mapped slices.
     config.write_text(
-        DEFAULT_CONFIG_PATH.read_text().replace("config/differentbreed_customers.csv", str(customer_list))
+        DEFAULT_CONFIG_PATH.read_text()
+        .replace("config/differentbreed_customers.csv", str(customer_list))
+        .replace("giftpro:\n", "giftpro:\n  history_slice_pages: 1\n", 1)
     )
     monkeypatch.setenv("CUSTOMER_FEED_CONFIG", str(config))
     with serve_in_thread(store) as sandbox, differentbreed.serve_in_thread(db_store) as db_sandbox:
@@ -87,8 +90,10 @@ def assert_feed_matches_sandbox(store, db_store, wh) -> None:
 
 def test_three_consecutive_hours_equal_the_ground_truth(stack):
     store, db_store, env, wh, staging = stack
-    run_hour_ending(env, "2026-11-02T00:00:00+00:00")  # first run: the whole history
+    run_hour_ending(env, "2026-11-02T00:00:00+00:00")  # first run: the whole history, in slices
     assert_feed_matches_sandbox(store, db_store, wh)
+    slices = {p.parent.parent.name for p in staging.rglob("orders-slice-*.parquet")}
+    assert slices == {f"domain={d}" for d in load_config().domains("giftpro")}, slices
 
     orders = [
         o for o in store.dump() if o["domainID"] in (3521, 3522) and o["status"] == "Complete" and not o["refunded"]

@@ -17,6 +17,7 @@ from include.pipeline import extract_differentbreed, load_extracts, publish
 from include.sources import http
 from include.sources.differentbreed import SlidingWindowLimiter
 from include.sources.http import SourceHttpError
+from include.specs import ExtractSpec, Window
 from include.staging import read_orders
 from include.warehouse.feed_reads import feed_page
 from sandbox import differentbreed
@@ -26,19 +27,18 @@ FIRST = ("2026-11-01T00:00:00+00:00", "2026-11-01T01:00:00+00:00")
 SECOND = ("2026-11-01T01:00:00+00:00", "2026-11-01T02:00:00+00:00")
 
 
-def spec(listed: list[str], window: tuple[str, str], new: list[str]) -> dict:
-    return {
-        "source": "differentbreed",
-        "domain": differentbreed.PROFILE,
-        "currency": "GBP",
-        "lower": None if new else window[0],
-        "upper": window[1],
-        "window_start": window[0],
-        "window_end": window[1],
-        "part": "batch-0000",
-        "cust_ids": listed,
-        "new_cust_ids": new,
-    }
+def spec(listed: list[str], window: tuple[str, str], new: list[str]) -> ExtractSpec:
+    return ExtractSpec(
+        source="differentbreed",
+        domain=differentbreed.PROFILE,
+        currency="GBP",
+        lower=None if new else window[0],
+        upper=window[1],
+        window=Window(start=window[0], end=window[1], origin="params"),
+        part="batch-0000",
+        cust_ids=tuple(listed),
+        new_cust_ids=tuple(new),
+    )
 
 
 def connect(monkeypatch, base_url: str) -> None:
@@ -84,7 +84,7 @@ def loaded(warehouse, tmp_path, monkeypatch):
     with differentbreed.serve_in_thread(store) as sandbox:
         connect(monkeypatch, f"{sandbox.url}{differentbreed.BASE}")
         first = extract_differentbreed(spec(listed, FIRST, listed), config, root)
-        assert first["deleted"] == [listed[3]]  # the one the seed deleted, proven by the API's answer
+        assert first.deleted == (listed[3],)  # the one the seed deleted, proven by the API's answer
         load_extracts(warehouse, [first], "r1", False, root, config)
         publish(warehouse, config, "r1", False)
         yield warehouse, config, root, store, listed, sandbox, first, retries
@@ -93,7 +93,7 @@ def loaded(warehouse, tmp_path, monkeypatch):
 @pytest.mark.parametrize("base", ["wrong path", "html", "empty"])
 def test_404_everywhere_fails_loudly_and_deletes_nothing(loaded, monkeypatch, base):
     wh, config, root, store, listed, sandbox, first, retries = loaded
-    before, staged = snapshot(wh), read_orders([first["orders_path"]])
+    before, staged = snapshot(wh), read_orders([first.orders_path])
     if base == "wrong path":
         # A real route prefix mistake: the sandbox's router answers {"detail": "Not Found"}.
         connect(monkeypatch, f"{sandbox.url}/client/api/v2")
@@ -106,7 +106,7 @@ def test_404_everywhere_fails_loudly_and_deletes_nothing(loaded, monkeypatch, ba
                 extract_differentbreed(spec(listed, SECOND, []), config, root)
     assert "gave up after 6 attempts" in str(failed.value) and retries == [1, 2, 3, 4, 5, 6]  # retried like a 5xx
     assert snapshot(wh) == before
-    assert read_orders([first["orders_path"]]).equals(staged)
+    assert read_orders([first.orders_path]).equals(staged)
 
 
 def test_a_proven_mass_deletion_is_stopped_until_confirmed(loaded, monkeypatch):
@@ -116,15 +116,15 @@ def test_a_proven_mass_deletion_is_stopped_until_confirmed(loaded, monkeypatch):
         store.delete_customer(cust_id)
     before = snapshot(wh)
     second = extract_differentbreed(spec(listed, SECOND, []), config, root)
-    assert second["deleted"] == sorted([listed[3], *gone])
+    assert list(second.deleted) == sorted([listed[3], *gone])
     with pytest.raises(MassChangeError, match=r"40 of 119 customers"):
         load_extracts(wh, [second], "r2", False, root, config)
     assert snapshot(wh) == before
-    assert set(gone) & set(read_orders([first["orders_path"]])["customer_ref"].to_pylist())  # still staged
+    assert set(gone) & set(read_orders([first.orders_path])["customer_ref"].to_pylist())  # still staged
 
     loaded_result = load_extracts(wh, [second], "r3", False, root, config, confirm_mass_change=True)
-    assert loaded_result["customers_deleted"] == 41
-    assert not set(gone) & set(read_orders([first["orders_path"]])["customer_ref"].to_pylist())
+    assert loaded_result.customers_deleted == 41
+    assert not set(gone) & set(read_orders([first.orders_path])["customer_ref"].to_pylist())
     with wh.reader() as cur:
         cur.execute("SELECT COUNT(*) FROM source_customers")
         assert cur.fetchone()[0] == before[1] - 40

@@ -92,7 +92,7 @@ def run(wh, config, root, n: int, rebuild: bool = False) -> dict:
     ]
     loaded = load_extracts(wh, extracts, f"run-{n}", rebuild, root, config)
     publish(wh, config, f"run-{n}", rebuild)
-    return {"loaded": loaded, "staged": sum(int(e["stats"].get("suppressed", 0)) for e in extracts)}
+    return {"loaded": loaded, "staged": sum(e.stats.suppressed for e in extracts)}
 
 
 def feed_ids(wh) -> dict[str, int]:

@@ -127,8 +127,8 @@ def run(stack: Stack, end: datetime, config=None, rebuild: bool = False, confirm
     loaded = load_extracts(stack.wh, extracts, f"run-{end:%H}", rebuild, stack.staging, config, confirm)
     publish(stack.wh, config, f"run-{end:%H}", rebuild, confirm)
     stack.stats = {
-        "retries": sum(int(e["stats"].get("retries", 0)) for e in extracts),
-        "quarantined": loaded["quarantined"],
+        "retries": sum(e.stats.retries for e in extracts),
+        "quarantined": loaded.quarantined,
     }
     return stack.stats
 

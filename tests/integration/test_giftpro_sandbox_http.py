@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
-from sandbox.giftpro import seed_store, serve_in_thread
+from sandbox.giftpro import GiftProStore, seed_store, serve_in_thread
 
 KEY = ("gp_sandbox_key", "")
 
@@ -47,3 +49,17 @@ def test_key_required_and_single_order_endpoints(sandbox):
     assert get(sandbox, {}, path=f"/orders/{one['orderID']}/").json() == [one]
     assert get(sandbox, {}, path=f"/orders/{one['orderID']}/rows/").json()[0]["orderID"] == one["orderID"]
     assert get(sandbox, {}, path="/orders/1/").status_code == 404
+
+
+def test_injected_latency_delays_every_api_request_but_not_the_admin_ones():
+    with serve_in_thread(GiftProStore()) as server:
+        assert httpx.post(server.url + "/_sandbox/latency", json={"seconds": 0.3}, timeout=10).status_code == 200
+        started = time.perf_counter()
+        assert get(server, {"domainID": 3521}).json() == []
+        slow = time.perf_counter() - started
+        started = time.perf_counter()
+        httpx.get(server.url + "/_sandbox/health", timeout=10)
+        fast = time.perf_counter() - started
+        assert slow >= 0.3 > fast
+        httpx.post(server.url + "/_sandbox/reset", timeout=10)
+        assert server.store.faults.latency == 0

@@ -260,3 +260,15 @@ def test_window_bounds_accept_non_utc_aware_datetimes():
     start = datetime(2026, 10, 25, 1, 0, tzinfo=timezone(timedelta(hours=1)))  # = 00:00Z
     end = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
     assert local_window(start, end, LONDON) == ("2026-10-25 00:00:00", "2026-10-25 02:00:00")
+
+
+@given(st.integers(0, 110 * 366 * 86400))
+def test_parse_local_fast_path_agrees_with_the_format(seconds):
+    # Any wall-clock text from 1990 on, including the repeated and skipped hours.
+    text = (datetime(1990, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+    expected = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=LONDON, fold=0).astimezone(UTC)
+    assert parse_local(text, LONDON) == expected
+
+
+def test_parse_local_still_reads_unpadded_fields():
+    assert parse_local("2026-3-9 7:05:00", LONDON) == utc("2026-03-09T07:05:00")
