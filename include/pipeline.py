@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from include.config import FeedConfig
-from include.schema import PROFILE_SCHEMA, QUARANTINE_SCHEMA
+from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA
 from include.sources.local_time import local_window
-from include.staging import purge_customers, read_orders, read_table, read_tables, write_extract
+from include.staging import purge_customers, read_table, read_tables, write_extract
 from include.warehouse import Warehouse
 from include.warehouse.order_state import LoadedWindow, load_orders, source_customer_refs, watermarks
 from include.warehouse.publish import publish_customers
@@ -223,7 +223,8 @@ def load_extracts(
     """Merge every staged extract of this run into the warehouse, in one transaction; then purge
     the staged records of customers deleted at the source."""
     started = time.perf_counter()
-    orders = read_orders([e["orders_path"] for e in extracts])
+    # One staged file at a time: a first load of a group's whole history never sits in memory.
+    orders = (read_table(e["orders_path"], ORDER_SCHEMA) for e in extracts)
     profiles = read_tables([e.get("profiles_path") for e in extracts], PROFILE_SCHEMA)
     windows = sorted(
         {
