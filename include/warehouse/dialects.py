@@ -114,9 +114,11 @@ class SQLiteDialect(Dialect):
         cur.execute("BEGIN IMMEDIATE")  # takes the write lock now, so writers never interleave
 
     def bulk_insert(self, cur, table, columns, data):
-        placeholders = ",".join("?" * len(columns))
-        rows = zip(*(data.column(c).to_pylist() for c in columns))
-        cur.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({placeholders})", rows)
+        # Python's sqlite3 binds row by row; in slices, so the Python objects of only one slice
+        # exist at a time (a million rows at once held a gigabyte of them).
+        statement = f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})"
+        for batch in data.select(list(columns)).to_batches(max_chunksize=20_000):
+            cur.executemany(statement, zip(*(column.to_pylist() for column in batch.columns)))
 
     def _adbc_connect(self):
         import adbc_driver_sqlite.dbapi
