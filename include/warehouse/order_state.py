@@ -107,9 +107,10 @@ def load_orders(
             _drop_indexes(cur, "order_state")
         # Versions of one order in different parts resolve by the same rule whichever part comes
         # first, so merging part by part equals merging them all at once.
+        merge = _merge_into_empty if bulk else _merge
         for part in parts:
             orders_in += part.num_rows
-            changed += _merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(part)))
+            changed += merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(part)))
         if bulk:
             _create_indexes(cur, "order_state")
             cur.analyze("order_state")
@@ -144,6 +145,28 @@ def _drop_indexes(cur: Cursor, table: str) -> None:
 def _create_indexes(cur: Cursor, table: str) -> None:
     for name, columns in INDEXES.get(table, {}).items():
         cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+
+
+def _merge_into_empty(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], rows: pa.Table) -> int:
+    """The merge of a load that started on an empty table (and without its secondary indexes):
+    every row there came from this load, so its emails are dirty already and no old version needs
+    looking up; one upsert that keeps the later version replaces the join through ``winners``."""
+    if rows.num_rows == 0:
+        return 0
+    cur.temp_table("incoming", like=table)
+    cur.bulk_insert("incoming", columns, rows)
+    cur.execute(
+        "INSERT INTO dirty_emails (email_norm) SELECT DISTINCT email_norm FROM incoming WHERE true"
+        " ON CONFLICT DO NOTHING"
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    cur.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM incoming"
+        f" WHERE true ORDER BY {', '.join(key)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        f" WHERE excluded.changed_at > {table}.changed_at"
+        f" OR (excluded.changed_at = {table}.changed_at AND excluded.version_hash > {table}.version_hash)"
+    )
+    return max(cur.rowcount, 0)
 
 
 def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], rows: pa.Table) -> int:
