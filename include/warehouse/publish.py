@@ -186,10 +186,13 @@ def _publish_full(cur: Cursor, wh: Warehouse, config: FeedConfig, run_id: str) -
             clock = time.perf_counter()
 
             _stream(cur, con, "SELECT feed, email_norm, id FROM new_ids ORDER BY feed, id", "customer_ids")
+            timings["write_ids"] = time.perf_counter() - clock
+            customers_started = time.perf_counter()
             cur.execute("DROP TABLE IF EXISTS customers_next")
             cur.execute(customers_table(cur.dialect, "customers_next", primary_key=cur.dialect.key_before_rows))
             written = _stream(cur, con, _PUBLISHED_ROWS, "customers_next", CUSTOMER_COLUMNS)
             cur.dialect.swap_table(cur.raw, "customers", "customers_next", INDEXES["customers"])
+            timings["write_customers"] = time.perf_counter() - customers_started
             cur.execute("DELETE FROM feed_blocks")
             cur.execute("DELETE FROM feed_meta")
             _stream(cur, con, _BLOCK_ROWS, "feed_blocks")
