@@ -19,6 +19,10 @@ table atomically. converted.in reads it from the feed service.
 * **Rebuild from scratch**: Trigger with `rebuild: true` — every property's full history is
   re-extracted, the order state replaced and every customer recomputed; customer ids are kept.
 
+A configuration error (or an empty explicit window) fails the task at once, without retries:
+the message names each wrong field (`feeds[1].store.time_zone: unknown time zone …`). Check a
+configuration before deploying it with `python -m include.config path/to/feeds.yaml`.
+
 Configuration: feeds in `CUSTOMER_FEED_CONFIG`; connections `giftpro_default` (host = API base
 URL, password = API key), `differentbreed_default` (host = API base URL, password = admin key),
 pool `differentbreed_api`, and `customer_feed_db` (sqlite or postgres; an embedded SQLite file when
@@ -27,10 +31,12 @@ absent); staging root `CUSTOMER_FEED_STAGING_URL`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger("customer_feed")
 CUSTOMERS_ASSET = Asset("customer_feed://warehouse/customers")
@@ -39,16 +45,29 @@ DIFFERENTBREED_POOL = "differentbreed_api"
 DIFFERENTBREED_POOL_SLOTS = 4
 
 
+@contextlib.contextmanager
+def _fail_without_retry():
+    """A ConfigError (bad configuration, an empty window) cannot be fixed by retrying: the task
+    fails at once instead of spending its retries and their backoff."""
+    from include.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 def _context_window() -> dict:
     from include.pipeline import resolve_window
 
     ctx = get_current_context()
-    return resolve_window(
-        ctx["params"],
-        ctx.get("data_interval_start"),
-        ctx.get("data_interval_end"),
-        ctx["dag_run"].run_after,
-    )
+    with _fail_without_retry():
+        return resolve_window(
+            ctx["params"],
+            ctx.get("data_interval_start"),
+            ctx.get("data_interval_end"),
+            ctx["dag_run"].run_after,
+        )
 
 
 def _run_id() -> str:
@@ -66,7 +85,8 @@ def _warehouse():
 def _config():
     from include.config import load_config
 
-    return load_config()
+    with _fail_without_retry():
+        return load_config()
 
 
 @dag(

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from include.config import FeedConfig
+from include.config import ConfigError, FeedConfig
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA
 from include.sources.local_time import local_window
 from include.staging import purge_customers, read_table, read_tables, write_extract
@@ -55,7 +55,7 @@ def resolve_window(
         end = _parse(run_after) or datetime.now(UTC)
         start, origin = end - DEFAULT_PERIOD, "run_after"
     if end <= start:
-        raise ValueError(f"the window is empty: start {start.isoformat()} is not before end {end.isoformat()}")
+        raise ConfigError(f"the window is empty: start {start.isoformat()} is not before end {end.isoformat()}")
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),

@@ -264,6 +264,18 @@ _START = datetime(2025, 1, 1, tzinfo=UTC)
 _END = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
 
 
+#: Odd but meaningful spellings the seed adds; the last two must be quarantined.
+ODD_DIFFERENTBREED_VALUES = (
+    {"marketing_opt_in": "false"},
+    {"marketing_opt_in": "0"},
+    {"marketing_opt_in": "1", "status": "Paid"},
+    {"status": "PAID", "total": "42.75"},
+    {"status": "Refunded"},
+    {"total": -35.0},
+    {"marketing_opt_in": "unknown"},
+)
+
+
 def seed_store(
     seed: int = 42, customers: int = 120, store: DifferentBreedStore | None = None
 ) -> tuple[DifferentBreedStore, list[str]]:
@@ -305,6 +317,11 @@ def seed_store(
                 store.update_order(
                     order["order_id"], min(created + timedelta(days=rng.randint(1, 20)), _END), status="refunded"
                 )
+    # Values as real payloads spell them (flags as text, statuses in another case) and a negative
+    # total, each the latest order of a listed customer.
+    for k, fields in enumerate(ODD_DIFFERENTBREED_VALUES):
+        cust_id = listed[(5 + 4 * k) % len(listed)]
+        store.add_order(cust_id, _END - timedelta(days=1, hours=2 * k), order_id=f"ord_odd_{seed:02d}_{k}", **fields)
     bad = listed[1]
     store.add_order(bad, "2026-05-01T10:00:00Z", currency="XYZ", order_id="ord_bad_currency")
     store.add_order(bad, "2026-05-02T10:00:00Z", total="n/a", order_id="ord_bad_total")

@@ -333,6 +333,23 @@ _START = datetime(2025, 1, 1, tzinfo=LONDON)
 _END = datetime(2026, 11, 1, tzinfo=LONDON)
 
 
+#: Odd but meaningful spellings the seed adds (see seed_store); the last three must be quarantined.
+ODD_GIFTPRO_VALUES = (
+    {"marketingOptedIn": "false"},
+    {"marketingOptedIn": "0"},
+    {"marketingOptedIn": "true", "refunded": "no"},
+    {"refunded": "yes"},
+    {"refunded": 0, "marketingOptedIn": 1},
+    {"status": "complete"},
+    {"status": "COMPLETE", "marketingOptedIn": "FALSE"},
+    {"status": " Complete ", "total": "40.00"},
+    {"marketingOptedIn": "No"},
+    {"total": -25.0},
+    {"total": "-12.50", "marketingOptedIn": "false"},
+    {"marketingOptedIn": "maybe"},
+)
+
+
 def seed_store(seed: int = 42, orders: int = 2000, store: GiftProStore | None = None) -> GiftProStore:
     """Reproducible, realistic data: repeat customers across properties and brands, refunds and
     chargebacks after purchase, consent given and withdrawn, padded and mixed-case emails,
@@ -386,6 +403,18 @@ def seed_store(seed: int = 42, orders: int = 2000, store: GiftProStore | None = 
             store.chargeback(order["orderID"], later)
         elif roll < 0.13:
             store.set_consent(order["orderID"], not order["marketingOptedIn"], later)
+    # Values as real payloads spell them: flags as text or 0/1, statuses in another case, amounts
+    # as text, and values no one should guess at (a negative total, consent "maybe"). Each is the
+    # latest order of a repeat customer, so a misread flag changes who is published.
+    for k, fields in enumerate(ODD_GIFTPRO_VALUES):
+        email, name, brands, _ = customers[(k * 7) % len(customers)]
+        store.add_order(
+            domainID=brands[0],
+            dateCreated=format_local(_END - timedelta(days=2, hours=3 * k), LONDON),
+            emailAddress=email,
+            customerName=name,
+            **{"marketingOptedIn": True, **fields},
+        )
     for created, fields in (
         ("2026-05-01 10:00:00", {"emailAddress": "   "}),
         ("2026-05-02 10:00:00", {"currencyCode": "XYZ", "emailAddress": "bad.currency@example.com"}),

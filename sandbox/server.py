@@ -10,18 +10,21 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from fastapi import Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 
 @dataclass
 class Faults:
-    """Faults for the next requests to the API (not to /_sandbox/): each kind fires `count` times."""
+    """Faults for the next requests to the API (not to /_sandbox/): each kind fires `count` times.
+
+    ``429`` (``Retry-After: value``), ``500``, ``503``, ``delay`` (value seconds), ``malformed``
+    (truncated JSON), ``html`` (an HTML error page with 502) and ``html200`` (the same with 200)."""
 
     pending: list[tuple[str, int, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, kind: str, count: int = 1, value: float = 0) -> None:
-        if kind not in ("429", "500", "503", "delay", "malformed"):
+        if kind not in ("429", "500", "503", "delay", "malformed", "html", "html200"):
             raise ValueError(f"unknown fault {kind!r}")
         with self.lock:
             self.pending.append((kind, count, value))
@@ -56,6 +59,9 @@ async def apply_faults(faults: Faults, request: Request, call_next) -> Response:
         return JSONResponse({"error": "server_error"}, status_code=int(kind))
     if kind == "malformed":
         return PlainTextResponse('[{"orderID": 1, "email', media_type="application/json")
+    if kind in ("html", "html200"):  # a proxy's error page, as a 502 or (worse) as a 200
+        page = "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+        return HTMLResponse(page, status_code=502 if kind == "html" else 200)
     await asyncio.sleep(value)  # "delay": the client's timeout should fire first
     return await call_next(request)
 

@@ -142,7 +142,13 @@ def test_extract_quarantines_bad_records_with_their_reason(sandbox, monkeypatch)
     client = connect(monkeypatch, sandbox.url)
     result = extract_domain(client, "3521", None, END, GiftProSettings(), "GBP")
     reasons = sorted(result.quarantine["reason"].to_pylist())
-    assert reasons == ["missing email address", "unknown currency 'XYZ'", "unparseable amount 'n/a'"]
+    assert reasons == [
+        "marketingOptedIn: not a yes/no value 'maybe'",
+        "missing email address",
+        "negative amount '-12.50' in total (refunds are flagged, never negative)",
+        "unknown currency 'XYZ'",
+        "unparseable amount 'n/a'",
+    ]
     assert result.stats["orders"] + result.stats["quarantined"] == sum(
         1 for o in sandbox.store.dump() if o["domainID"] == 3521
     )

@@ -347,7 +347,13 @@ class TestFeedMembership:
 
 
 def test_currency_mismatch_is_never_summed():
-    config = make_config(_feed("gbp", "GBP", giftpro=["1"]), _feed("eur", "EUR", tz="Europe/Dublin", giftpro=["1"]))
+    # The configuration refuses a domain in feeds of two currencies; the aggregation keeps the
+    # currencies apart even so (built unchecked, as a configuration from before the rule).
+    gbp, eur = (
+        make_config(_feed("gbp", "GBP", giftpro=["1"])),
+        make_config(_feed("eur", "EUR", tz="Europe/Dublin", giftpro=["1"])),
+    )
+    config = FeedConfig.model_construct(feeds=(*gbp.feeds, *eur.feeds), giftpro=gbp.giftpro)
     out = aggregate_customers(
         frame(
             order(currency="GBP", total_minor=1000),

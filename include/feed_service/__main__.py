@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 
+from include.config import ConfigError
 from include.feed_service.app import create_app
 
 
@@ -17,8 +18,12 @@ def main() -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO)
+    try:
+        app = create_app()
+    except ConfigError as exc:  # a wrong configuration or two feeds sharing a token: do not serve
+        raise SystemExit(f"feed service not started: {exc}") from None
     # The access log shows method, path and status only: form bodies (tokens) are never logged.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":

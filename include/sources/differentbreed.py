@@ -21,10 +21,18 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from include.config import DifferentBreedSettings
-from include.money import normalize_currency, to_minor_units
+from include.money import normalize_currency
 from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA, to_table
 from include.sources.http import SourceHttp
-from include.sources.normalize import BadRecord, normalize_email, version_hash
+from include.sources.normalize import (
+    BadRecord,
+    clean_text,
+    normalize_email,
+    parse_amount,
+    parse_bool,
+    parse_status,
+    version_hash,
+)
 
 RATE_LIMIT, RATE_PERIOD = 250, 10.0
 PAGE_SIZE = 100
@@ -112,8 +120,8 @@ def normalize_profile(raw: dict, profile: str) -> dict:
         "domain": profile,
         "customer_ref": str(raw["cust_id"]),
         "email_norm": normalize_email(raw.get("email")),
-        "first_name": (raw.get("forename") or "").strip() or None,
-        "last_name": (raw.get("surname") or "").strip() or None,
+        "first_name": clean_text(raw.get("forename")),
+        "last_name": clean_text(raw.get("surname")),
         "registered_at": _utc(raw["created_at"]) if raw.get("created_at") else None,
         "changed_at": _utc(raw.get("updated_at") or raw.get("created_at")),
     }
@@ -129,9 +137,9 @@ def normalize_order(
     currency = normalize_currency(raw.get("currency"))
     if currency != expected_currency:
         raise BadRecord(f"currency {currency} differs from the feed currency {expected_currency}")
-    amount = to_minor_units(raw.get("total"), currency)
-    status = str(raw.get("status") or "")
-    successful = status in settings.success_statuses
+    amount = parse_amount(raw.get("total"), currency)
+    status, successful = parse_status(raw.get("status"), settings.success_statuses)
+    opted_in = parse_bool(raw.get("marketing_opt_in"), "marketing_opt_in")
     row = {
         "source": "differentbreed",
         "domain": profile,
@@ -146,7 +154,7 @@ def normalize_order(
         "first_name": None,
         "last_name": None,
         "phone": None,
-        "marketing_opt_in": bool(raw.get("marketing_opt_in")),
+        "marketing_opt_in": opted_in,
         "customer_ref": customer["customer_ref"],
     }
     row["version_hash"] = version_hash(row)

@@ -21,11 +21,20 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from include.config import GiftProSettings
-from include.money import normalize_currency, to_minor_units
+from include.money import normalize_currency
 from include.schema import ORDER_SCHEMA, QUARANTINE_SCHEMA, to_table
 from include.sources.http import SourceHttp
 from include.sources.local_time import parse_local
-from include.sources.normalize import BadRecord, clean_text, normalize_email, split_name, version_hash
+from include.sources.normalize import (
+    BadRecord,
+    clean_text,
+    normalize_email,
+    parse_amount,
+    parse_bool,
+    parse_status,
+    split_name,
+    version_hash,
+)
 
 PAGE_SIZE = 50
 
@@ -92,9 +101,11 @@ def normalize_order(raw: dict, settings: GiftProSettings, expected_currency: str
     currency = normalize_currency(raw.get("currencyCode"))
     if currency != expected_currency:
         raise BadRecord(f"currency {currency} differs from the feed currency {expected_currency}")
-    amount = to_minor_units(raw.get("total"), currency)
-    status = str(raw.get("status") or "")
-    successful = status in settings.success_statuses and not bool(raw.get("refunded"))
+    amount = parse_amount(raw.get("total"), currency)
+    status, paid = parse_status(raw.get("status"), settings.success_statuses)
+    refunded = parse_bool(raw.get("refunded"), "refunded")
+    successful = paid and not refunded
+    opted_in = parse_bool(raw.get("marketingOptedIn"), "marketingOptedIn")
     first, last = split_name(raw.get("customerName"))
     row = {
         "source": "giftpro",
@@ -110,7 +121,7 @@ def normalize_order(raw: dict, settings: GiftProSettings, expected_currency: str
         "first_name": first,
         "last_name": last,
         "phone": clean_text(raw.get("phoneNumber")),  # not in the documented fields: read if present
-        "marketing_opt_in": bool(raw.get("marketingOptedIn")),
+        "marketing_opt_in": opted_in,
         "customer_ref": None,
     }
     row["version_hash"] = version_hash(row)

@@ -14,7 +14,16 @@ two lives in :mod:`include.warehouse.dialects`. The modules of this package:
                 through DuckDB in bounded memory)
 """
 
-from include.warehouse.handle import Cursor, Warehouse, now_epoch
+from include.warehouse.dialects import WarehouseUnavailable
+from include.warehouse.handle import Cursor, Warehouse, now_epoch, read_errors
 from include.warehouse.urls import url_from_airflow, url_from_env
 
-__all__ = ["Cursor", "Warehouse", "now_epoch", "url_from_airflow", "url_from_env"]
+__all__ = [
+    "Cursor",
+    "Warehouse",
+    "WarehouseUnavailable",
+    "now_epoch",
+    "read_errors",
+    "url_from_airflow",
+    "url_from_env",
+]

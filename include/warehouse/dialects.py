@@ -8,12 +8,17 @@ import io
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from include.warehouse.urls import DEFAULT_SQLITE_PATH
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot be read: a SQLite file that does not exist (a reader never creates
+    one), or a server that does not answer."""
 
 
 class Dialect:
@@ -29,7 +34,8 @@ class Dialect:
     def sql(self, statement: str) -> str:
         return statement
 
-    def connect(self):
+    def connect(self, create: bool = True):
+        """A connection; `create=False` (readers) never creates a database that is not there."""
         raise NotImplementedError
 
     def begin(self, cur) -> None:
@@ -99,11 +105,22 @@ class SQLiteDialect(Dialect):
     def __init__(self, path: str):
         self.path = path
 
-    def connect(self):
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        # WAL: the feed service keeps reading the previous table while a publish writes.
-        conn.execute("PRAGMA journal_mode=WAL")
+    def connect(self, create: bool = True):
+        if create:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            # WAL: the feed service keeps reading the previous table while a publish writes.
+            conn.execute("PRAGMA journal_mode=WAL")
+        else:
+            # mode=rw opens an existing file and never creates one (mode=ro could not open a WAL
+            # database whose -shm file is gone); the writers' WAL mode is persistent.
+            uri = f"file:{quote(str(Path(self.path).resolve()))}?mode=rw"
+            try:
+                conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
+            except sqlite3.OperationalError:
+                raise WarehouseUnavailable(
+                    f"the SQLite warehouse {self.path} does not exist or cannot be opened"
+                ) from (None)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
         conn.execute("PRAGMA cache_size=-131072")  # 128 MiB: keeps the indexes a publish walks in memory
@@ -150,7 +167,7 @@ class PostgresDialect(Dialect):
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s")
 
-    def connect(self):
+    def connect(self, create: bool = True):
         import psycopg2
 
         return psycopg2.connect(self.url)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import pyarrow as pa
 
 from include.warehouse.ddl import TABLES, ddl_statements
-from include.warehouse.dialects import Dialect, PostgresDialect, dialect_for
+from include.warehouse.dialects import Dialect, PostgresDialect, WarehouseUnavailable, dialect_for
 
 
 class Warehouse:
@@ -56,7 +56,7 @@ class Warehouse:
             finally:
                 pool.putconn(conn)
         else:
-            conn = self.dialect.connect()
+            conn = self.dialect.connect(create=False)
             try:
                 yield Cursor(conn.cursor(), self.dialect)
             finally:
@@ -131,6 +131,21 @@ class Cursor:
 
     def end_snapshot(self) -> None:
         self.raw.execute("COMMIT")
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the warehouse cannot answer" (not a bug): a reader answers
+    them with 503."""
+    import sqlite3
+
+    errors: list[type[BaseException]] = [WarehouseUnavailable, sqlite3.Error]
+    try:
+        import psycopg2
+
+        errors.append(psycopg2.Error)
+    except ImportError:  # pragma: no cover - psycopg2 is a requirement
+        pass
+    return tuple(errors)
 
 
 def now_epoch() -> int:
