@@ -176,15 +176,15 @@ class PostgresDialect(Dialect):
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('customer_feed.publish'))")
 
     def bulk_insert(self, cur, table, columns, data):
-        # COPY is an order of magnitude faster than INSERTs; CSV keeps NULL and '' apart.
-        buffer = io.BytesIO()
-        pacsv.write_csv(
-            data.select(list(columns)),
-            buffer,
-            pacsv.WriteOptions(include_header=False, quoting_style="needed"),
-        )
-        buffer.seek(0)
-        cur.copy_expert(f"COPY {table} ({','.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+        # COPY is an order of magnitude faster than INSERTs; CSV keeps NULL and '' apart. One COPY
+        # per slice of rows, so the CSV text of only one slice is in memory at a time.
+        statement = f"COPY {table} ({','.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        for batch in data.select(list(columns)).to_batches(max_chunksize=200_000):
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, options)
+            buffer.seek(0)
+            cur.copy_expert(statement, buffer)
 
     def temp_table(self, cur, name, like=None, columns=None):
         # Qualified: an unqualified name would drop a permanent table of that name when this
