@@ -17,10 +17,12 @@ FEED_PORT ?= 8810
 SANDBOX_PORT ?= 8801
 DATE ?=
 
-.PHONY: help install demo test run serve up sandbox e2e bench erase clean
+.PHONY: help install demo test check lint run serve up sandbox e2e bench erase clean
 help:
 	@echo "make demo     run the whole pipeline once on the sandbox and the embedded SQLite warehouse"
-	@echo "make test     run the test suite"
+	@echo "make test     lint, then the whole test suite (what CI runs: services started as needed)"
+	@echo "make check    the unit tier: rules, property tests, clients on a fake transport; no services"
+	@echo "make lint     ruff format --check and ruff check"
 	@echo "make run      run the DAG once for the hour ending at DATE (default now) against AIRFLOW_CONN_GIFTPRO_DEFAULT"
 	@echo "make serve    run the converted.in feed service on FEED_PORT ($(FEED_PORT))"
 	@echo "make up       run Airflow (UI on :8080) with the GiftPro sandbox"
@@ -39,8 +41,15 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python scripts/demo.py
 
-test: install
+test: install lint
 	scripts/test.sh
+
+check: install
+	$(BIN)/python -m pytest -q tests/unit --hypothesis-profile=check
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 run: install
 	$(BIN)/python scripts/run_dag.py $(if $(DATE),--date "$(DATE)")
@@ -67,4 +76,4 @@ erase: install
 	$(BIN)/python -m include.erasure "$(EMAIL)"
 
 clean:
-	rm -rf data .airflow
+	rm -rf data .airflow .airflow-demo

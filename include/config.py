@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from include.money import BadRecord, normalize_currency
+from include.registry import SOURCES, source
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "feeds.yaml"
@@ -94,6 +95,10 @@ class Feed(_Strict):
         """The converted.in token from the environment; None when it is not set."""
         return os.environ.get(self.token_env) or None
 
+    def domains(self, source_name: str) -> tuple[str, ...]:
+        """This feed's domains of one source (see include/registry.py)."""
+        return getattr(self.sources, source(source_name).domains_field)
+
 
 class GiftProSettings(_Strict):
     #: The zone GiftPro's naive timestamps are in.
@@ -104,6 +109,11 @@ class GiftProSettings(_Strict):
     changed_field: str = "changed"
     #: Minutes each incremental window reaches back before its start, for late commits.
     overlap_minutes: int = Field(default=10, ge=0)
+    #: A first load or rebuild splits a property's history into slices of about this many pages
+    #: of 50 orders, each its own extract task (include/history.py).
+    history_slice_pages: int = Field(default=400, ge=1)
+    #: At most this many GiftPro extract tasks per run, slices included (Airflow maps 1,024 at most).
+    max_extract_tasks: int = Field(default=512, ge=1, le=1024)
 
     _time_zone = field_validator("time_zone")(classmethod(lambda cls, v: _zone(v)))
 
@@ -145,9 +155,10 @@ class FeedConfig(_Strict):
                 problems.append(
                     f"feeds[{i}].store.currency: {feed.store.currency} differs from the feed currency {feed.currency}"
                 )
-            for source, attr in _SOURCE_ATTRS.items():
+            for name, entry in SOURCES.items():
+                attr = entry.domains_field
                 for domain in getattr(feed.sources, attr):
-                    j = owner.setdefault((source, domain), i)
+                    j = owner.setdefault((name, domain), i)
                     other = self.feeds[j]
                     if j != i and other.currency != feed.currency:
                         problems.append(
@@ -164,23 +175,26 @@ class FeedConfig(_Strict):
                 return feed
         raise KeyError(name)
 
-    def domains(self, source: str) -> list[str]:
-        """Every domain of `source` that at least one feed covers, sorted, once each."""
-        attr = _SOURCE_ATTRS[source]
-        return sorted({d for f in self.feeds for d in getattr(f.sources, attr)}, key=_natural)
+    def domains(self, source_name: str) -> list[str]:
+        """Every domain of a source that at least one feed covers, sorted, once each."""
+        return sorted({d for f in self.feeds for d in f.domains(source_name)}, key=_natural)
 
-    def feeds_of(self, source: str, domain: str) -> list[Feed]:
-        attr = _SOURCE_ATTRS[source]
-        return [f for f in self.feeds if domain in getattr(f.sources, attr)]
+    def feeds_of(self, source_name: str, domain: str) -> list[Feed]:
+        return [f for f in self.feeds if domain in f.domains(source_name)]
+
+    def coverage(self) -> list[tuple[str, str, Feed]]:
+        """(source, domain, feed) for every domain each feed covers, sources in registry order."""
+        return [(name, domain, feed) for feed in self.feeds for name in SOURCES for domain in feed.domains(name)]
+
+    def settings(self, source_name: str):
+        """A source's settings section (``giftpro:``, ``differentbreed:``)."""
+        return getattr(self, source(source_name).settings_field)
 
     @cached_property
     def fingerprint(self) -> str:
         """Changes whenever a feed's sources or currency change (then every customer is recomputed)."""
         text = repr(sorted((f.name, f.currency, f.store.time_zone, f.sources) for f in self.feeds))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-_SOURCE_ATTRS = {"giftpro": "giftpro_domains", "differentbreed": "differentbreed_profiles"}
 
 
 def _natural(value: str):

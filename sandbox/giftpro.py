@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import copy
 import random
 import re
@@ -65,6 +66,10 @@ class GiftProStore:
         self.next_id = 100_001
         self.faults = Faults()
         self.page_hooks: dict[int, Callable[[GiftProStore], None]] = {}
+        # Per domain (and None: all), orders sorted by (dateCreated, orderID), and their
+        # dateCreated alone for bisecting; rebuilt after any change. Pages are then served
+        # without scanning the store, as fast as a large history needs.
+        self._index: dict[int | None, tuple[list[dict], list[str]]] | None = None
 
     # -- changes
 
@@ -105,6 +110,7 @@ class GiftProStore:
             if "changed" in fields:
                 order["changed"] = _local_text(fields["changed"])
             self.orders[order["orderID"]] = order
+            self._index = None
             return dict(order)
 
     def update(self, order_id: int, at: datetime | str, **fields) -> dict:
@@ -113,6 +119,7 @@ class GiftProStore:
             order = self.orders[int(order_id)]
             order.update(fields)
             order["changed"] = _local_text(at)
+            self._index = None
             return dict(order)
 
     def refund(self, order_id: int, at) -> dict:
@@ -134,6 +141,7 @@ class GiftProStore:
     def reset(self) -> None:
         with self.lock:
             self.orders.clear()
+            self._index = None
             self.page_hooks.clear()
             self.faults.clear()
 
@@ -164,13 +172,41 @@ class GiftProStore:
         if hook is not None:
             hook(self)
         with self.lock:
-            rows = [
-                o
-                for o in self.orders.values()
-                if (domain is None or o["domainID"] == domain) and all(op(o[f], v) for f, op, v in filters)
-            ]
-            rows.sort(key=lambda o: (o["dateCreated"], o["orderID"]), reverse=True)
-            return copy.deepcopy(rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
+            ordered, created = self._sorted(domain)
+            # dateCreated filters narrow the range by bisection; the others are checked row by
+            # row, newest first, only until the page is full.
+            lo, hi = 0, len(ordered)
+            for name, op, value in filters:
+                if name == "dateCreated":
+                    if op in (str.__ge__, str.__eq__):
+                        lo = max(lo, bisect.bisect_left(created, value))
+                    if op is str.__gt__:
+                        lo = max(lo, bisect.bisect_right(created, value))
+                    if op in (str.__le__, str.__eq__):
+                        hi = min(hi, bisect.bisect_right(created, value))
+                    if op is str.__lt__:
+                        hi = min(hi, bisect.bisect_left(created, value))
+            others = [(f, op, v) for f, op, v in filters if f != "dateCreated"]
+            skip, rows = (page - 1) * PAGE_SIZE, []
+            for i in range(hi - 1, lo - 1, -1):
+                order = ordered[i]
+                if all(op(order[f], v) for f, op, v in others):
+                    if skip:
+                        skip -= 1
+                    else:
+                        rows.append(order)
+                        if len(rows) == PAGE_SIZE:
+                            break
+            return copy.deepcopy(rows)
+
+    def _sorted(self, domain: int | None) -> tuple[list[dict], list[str]]:
+        if self._index is None:
+            everything = sorted(self.orders.values(), key=lambda o: (o["dateCreated"], o["orderID"]))
+            groups: dict[int | None, list[dict]] = {None: everything}
+            for order in everything:
+                groups.setdefault(order["domainID"], []).append(order)
+            self._index = {d: (rows, [o["dateCreated"] for o in rows]) for d, rows in groups.items()}
+        return self._index.get(domain, ([], []))
 
     def get(self, order_id: int) -> dict | None:
         with self.lock:
@@ -202,7 +238,9 @@ def create_app(store: GiftProStore, api_key: str = DEFAULT_API_KEY) -> FastAPI:
     @app.get("/orders/")
     def list_orders(request: Request):
         try:
-            return store.list_orders(dict(request.query_params))
+            # Plain JSON values already: straight to the response, without FastAPI's encoder
+            # (which costs more than the rest of a page together).
+            return JSONResponse(store.list_orders(dict(request.query_params)))
         except BadRequest as exc:
             return _error(400, "invalid_params", str(exc))
 
@@ -259,6 +297,12 @@ def create_app(store: GiftProStore, api_key: str = DEFAULT_API_KEY) -> FastAPI:
     async def add_fault(request: Request):
         body = await request.json()
         store.faults.add(str(body["kind"]), int(body.get("count", 1)), float(body.get("value", 0)))
+        return {"status": "ok"}
+
+    @app.post("/_sandbox/latency")
+    async def set_latency(request: Request):
+        """Every API request waits this many seconds before it is answered (0: none)."""
+        store.faults.latency = max(0.0, float((await request.json())["seconds"]))
         return {"status": "ok"}
 
     @app.post("/_sandbox/reset")
@@ -443,10 +487,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every API request waits")
     args = parser.parse_args()
     import uvicorn
 
     store = seed_store(args.seed, args.orders)
+    store.faults.latency = args.latency
     print(f"GiftPro sandbox: http://{args.host}:{args.port} ({len(store.orders)} orders, seed {args.seed})", flush=True)
     uvicorn.run(create_app(store, args.api_key), host=args.host, port=args.port, log_level="warning")
 

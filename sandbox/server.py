@@ -18,10 +18,15 @@ class Faults:
     """Faults for the next requests to the API (not to /_sandbox/): each kind fires `count` times.
 
     ``429`` (``Retry-After: value``), ``500``, ``503``, ``delay`` (value seconds), ``malformed``
-    (truncated JSON), ``html`` (an HTML error page with 502) and ``html200`` (the same with 200)."""
+    (truncated JSON), ``html`` (an HTML error page with 502) and ``html200`` (the same with 200).
+
+    `latency` (seconds) delays every API request, as a distant or slow source would; the wait
+    holds no thread, so concurrent requests wait side by side.
+    """
 
     pending: list[tuple[str, int, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    latency: float = 0.0
 
     def add(self, kind: str, count: int = 1, value: float = 0) -> None:
         if kind not in ("429", "500", "503", "delay", "malformed", "html", "html200"):
@@ -32,6 +37,7 @@ class Faults:
     def clear(self) -> None:
         with self.lock:
             self.pending.clear()
+            self.latency = 0.0
 
     def take(self) -> tuple[str, float] | None:
         with self.lock:
@@ -49,6 +55,8 @@ async def apply_faults(faults: Faults, request: Request, call_next) -> Response:
     """Middleware: the next injected fault, if any, answers instead of (or delays) the API."""
     if request.url.path.startswith("/_sandbox"):
         return await call_next(request)
+    if faults.latency > 0:
+        await asyncio.sleep(faults.latency)
     fault = faults.take()
     if fault is None:
         return await call_next(request)

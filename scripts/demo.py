@@ -34,6 +34,7 @@ from scripts.local_stack import (  # noqa: E402
 )
 
 DEMO_DIR = ROOT / "data" / "demo"
+DEMO_HOME = ROOT / ".airflow-demo"
 
 
 def post(url: str, fields: dict) -> dict:
@@ -65,6 +66,9 @@ def main() -> int:
         db_url = stack.differentbreed_sandbox(free_port(int(os.environ.get("DB_SANDBOX_PORT", 8802))))
         env = airflow_env(
             {
+                # Its own Airflow home: the demo's `dags test` runs never show in (or collide with
+                # the scheduled runs of) `make up`, which keeps .airflow/.
+                "AIRFLOW_HOME": str(DEMO_HOME),
                 "AIRFLOW_CONN_GIFTPRO_DEFAULT": giftpro_connection(sandbox_url),
                 "AIRFLOW_CONN_DIFFERENTBREED_DEFAULT": differentbreed_connection(db_url),
                 "AIRFLOW_CONN_CUSTOMER_FEED_DB": json.dumps(

@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.local_stack import (  # noqa: E402
     DEMO_TOKENS,
-    POOLS,
     PYTHON,
     ROOT,
     LocalStack,
@@ -51,6 +50,7 @@ AIRFLOW = str(Path(PYTHON).parent / "airflow")
 PG = os.environ.get("CUSTOMER_FEED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("CUSTOMER_FEED_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 REDIS_DB = 5
+API_PAGE_LIMIT = 100  # Airflow's [api] maximum_page_limit: a list call answers no more
 STAGING_URL = "s3://customer-feed-e2e/staging"
 
 
@@ -98,6 +98,25 @@ def report_failures(run_id: str = "*") -> None:
                 continue
             log(f"{path.relative_to(logs)}: {error.get('exc_type')}: {error.get('exc_value')}")
     log(f"task logs in {logs}")
+
+
+def list_runs(api: Api, query: str, page_size: int = API_PAGE_LIMIT) -> list[dict]:
+    """Every DAG run the query matches, page by page: the API answers at most
+    ``[api] maximum_page_limit`` (100) runs a call, whatever ``limit`` asks for."""
+    runs: list[dict] = []
+    while True:
+        body = api.call("GET", f"/dags/customer_feed/dagRuns?{query}&limit={page_size}&offset={len(runs)}")
+        runs += body["dag_runs"]
+        if not body["dag_runs"] or len(runs) >= body["total_entries"]:
+            return runs
+
+
+def backfill_finished(api: Api, hours: int) -> list[str] | None:
+    """The states of the backfill's runs once all `hours` of them exist and have finished."""
+    states = [r["state"] for r in list_runs(api, "run_type=backfill")]
+    if len(states) >= hours and all(s in ("success", "failed") for s in states):
+        return states
+    return None
 
 
 def run_state(api: Api, run_id: str) -> str:
@@ -186,10 +205,6 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
     started = time.monotonic()
     log("airflow db migrate (PostgreSQL metadata database)")
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    for name, slots, description in POOLS:
-        subprocess.run(
-            [AIRFLOW, "pools", "set", name, slots, description], env=env, check=True, stdout=subprocess.DEVNULL
-        )
 
     s3_proc = stack.start("s3", [str(Path(PYTHON).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], env)
     wait_http(f"{env['AWS_ENDPOINT_URL_S3']}/moto-api/", proc=s3_proc)
@@ -298,14 +313,7 @@ def run(stack: LocalStack, base: str, meta_db: str, wh_db: str) -> int:
         stderr=subprocess.STDOUT,
     )
 
-    def backfill_done():
-        runs = api.call("GET", "/dags/customer_feed/dagRuns?run_type=backfill&limit=100")["dag_runs"]
-        states = [r["state"] for r in runs]
-        if len(runs) >= hours and all(s in ("success", "failed") for s in states):
-            return states
-        return None
-
-    states = wait_for("the backfill runs", backfill_done, 1800, every=5)
+    states = wait_for("the backfill runs", lambda: backfill_finished(api, hours), 1800, every=5)
     if any(s != "success" for s in states):
         log(f"backfill runs: {states}")
         report_failures()

@@ -70,12 +70,8 @@ def airflow_env(extra: dict | None = None) -> dict:
     return env
 
 
-#: The pool that bounds parallel Different Breed polling (see dags/customer_feed.py).
-POOLS = [("differentbreed_api", "4", "Different Breed API: 250 requests per 10 s shared by these slots")]
-
-
 def prepare_airflow(env: dict) -> None:
-    """`airflow db migrate` and the project's pools, once per Airflow home (a stamp remembers)."""
+    """`airflow db migrate`, once per Airflow home (a stamp remembers)."""
     home = Path(env["AIRFLOW_HOME"])
     stamp = home / ".prepared"
     if stamp.exists():
@@ -84,8 +80,6 @@ def prepare_airflow(env: dict) -> None:
     airflow = str(Path(PYTHON).parent / "airflow")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, **quiet)
-    for name, slots, description in POOLS:
-        subprocess.run([airflow, "pools", "set", name, slots, description], env=env, check=True, **quiet)
     stamp.touch()
 
 
@@ -112,7 +106,7 @@ class LocalStack:
         wait_http(f"{url}/_sandbox/health", proc=proc)
         return url
 
-    def differentbreed_sandbox(self, port: int, seed: int = 42, giftpro_url: str | None = None) -> str:
+    def differentbreed_sandbox(self, port: int, seed: int = 42) -> str:
         args = [PYTHON, "-m", "sandbox.differentbreed", "--port", str(port), "--seed", str(seed)]
         proc = self.start("differentbreed-sandbox", args)
         url = f"http://127.0.0.1:{port}"

@@ -15,7 +15,16 @@ free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("12
 if ! command -v docker-compose >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing docker-compose (Debian package) to validate docker-compose.yaml"
-    (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "could not install docker-compose: tests/test_compose.py will say so" >&2
+    (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "could not install docker-compose: tests/integration/test_compose.py will say so" >&2
+  fi
+fi
+
+# Debian's chromium for the browser tests (tests/ui): Playwright cannot download its own browser
+# on these machines, so the tests drive /usr/bin/chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (Debian package) for the browser tests"
+    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium: tests/ui will say so" >&2
   fi
 fi
 

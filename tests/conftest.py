@@ -1,15 +1,14 @@
-"""Shared fixtures: an isolated Airflow home, and warehouses on SQLite and on real PostgreSQL.
+"""Fixtures every tier shares: an isolated Airflow home, and a warehouse in a SQLite file.
 
-PostgreSQL is found through ``CUSTOMER_FEED_TEST_PG`` (default the local server,
-``postgresql://postgres@127.0.0.1:5432/test``). A test that needs it and cannot reach it fails
-with a message saying so; it is never skipped.
+The tiers are folders: ``tests/unit`` (pure logic and property tests; no services, no sockets),
+``tests/integration`` (real PostgreSQL, real HTTP, S3), ``tests/e2e`` (Airflow runs) and
+``tests/dags`` (DAG integrity). Each tier's conftest.py says what its fixtures stand on.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 # Before anything imports airflow: a private home, no examples, no network at parse time.
@@ -20,48 +19,14 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve()
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from include.warehouse import Warehouse  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("CUSTOMER_FEED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_connect(url: str):
-    import psycopg2
-
-    try:
-        return psycopg2.connect(url, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {url.split('@')[-1]} ({exc}). Start it, or point "
-            "CUSTOMER_FEED_TEST_PG at one (make test starts a throwaway cluster when the "
-            "PostgreSQL server binaries are installed).",
-            pytrace=False,
-        )
-
-
-@pytest.fixture(scope="session")
-def pg_database():
-    """A fresh database on the test server for this session, dropped afterwards."""
-    admin = _pg_connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    name = f"customer_feed_test_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
-
-
-@pytest.fixture
-def pg_warehouse(pg_database):
-    wh = Warehouse(pg_database)
-    wh.drop_all()
-    wh.create_schema()
-    yield wh
-    wh.close()
+# `make check` runs with --hypothesis-profile=check, so the unit tier stays under a minute: property
+# tests that leave the count to the profile draw 20 examples instead of hypothesis' 100, and the
+# incremental = rebuild property caps its 60 at it. `make test` keeps the default profile.
+settings.register_profile("check", max_examples=20)
 
 
 @pytest.fixture
@@ -70,50 +35,3 @@ def sqlite_warehouse(tmp_path):
     wh.create_schema()
     yield wh
     wh.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def warehouse(request):
-    """The same test on both dialects."""
-    return request.getfixturevalue(f"{request.param.replace('postgresql', 'pg')}_warehouse")
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    """An S3 endpoint over real HTTP (moto's server), for staging on object storage. s3fs finds
-    it the way a deployment points at MinIO or another S3-compatible store: AWS_ENDPOINT_URL_S3."""
-    from moto.server import ThreadedMotoServer
-
-    from scripts.local_stack import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    settings = {
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    yield settings["AWS_ENDPOINT_URL_S3"]
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
-
-
-@pytest.fixture(params=["file", "s3"])
-def staging_root(request, tmp_path):
-    """A staging root on the local disk, and one in an S3 bucket of its own."""
-    if request.param == "file":
-        return f"file://{tmp_path / 'staging'}"
-    import s3fs
-
-    request.getfixturevalue("s3_endpoint")
-    bucket = f"staging-{uuid.uuid4().hex[:10]}"
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
-    return f"s3://{bucket}/customer-feed"

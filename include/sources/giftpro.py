@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -52,8 +53,22 @@ class GiftProClient:
         else:
             raise ValueError(f"giftpro connection: unknown auth scheme {scheme!r} (basic or header)")
 
-    def iter_orders(self, domain_id: str, changed_from: str | None, changed_to: str) -> Iterator[dict]:
-        """Every order of `domain_id` whose `changed` is in [changed_from, changed_to), each once.
+    def list_page(self, params: dict) -> list[dict]:
+        _, orders = self.http.get_json("/orders/", params=params)
+        if not isinstance(orders, list):
+            raise ValueError(f"GiftPro /orders/ answered {type(orders).__name__}, expected a list")
+        return orders
+
+    def iter_orders(
+        self,
+        domain_id: str,
+        changed_from: str | None,
+        changed_to: str,
+        created_from: str | None = None,
+        created_to: str | None = None,
+    ) -> Iterator[dict]:
+        """Every order of `domain_id` whose `changed` is in [changed_from, changed_to) (and, for a
+        slice of the history, whose `dateCreated` is in [created_from, created_to)), each once.
 
         The list is newest first, and it moves while we read it: new orders push older ones to
         later pages, and an order edited now leaves our window and pulls later ones forward.
@@ -64,15 +79,18 @@ class GiftProClient:
         base = {"domainID": domain_id, f"{self.changed_field}[lt]": changed_to}
         if changed_from is not None:
             base[f"{self.changed_field}[gte]"] = changed_from
+        if created_from is not None:
+            base["orders.dateCreated[gte]"] = created_from
         seen: dict[str, dict] = {}
         cursor, page = None, 1
         while True:
             params = dict(base, p=page)
             if cursor is not None:
+                # Below the cursor, which is below the slice's upper bound already.
                 params["orders.dateCreated[lte]"] = cursor
-            _, orders = self.http.get_json("/orders/", params=params)
-            if not isinstance(orders, list):
-                raise ValueError(f"GiftPro /orders/ answered {type(orders).__name__}, expected a list")
+            elif created_to is not None:
+                params["orders.dateCreated[lt]"] = created_to
+            orders = self.list_page(params)
             for order in orders:
                 key = str(order.get("orderID"))
                 if key not in seen:
@@ -85,6 +103,48 @@ class GiftProClient:
                 page += 1
             else:
                 cursor, page = last, 1
+
+
+class GiftProHistory:
+    """The history planner's questions (include/history.py), answered with list requests: how
+    many pages a domain's orders changed before `changed_to` fill, and when the oldest order of a
+    given page was created. Asked in the plan task, never at DAG parse time."""
+
+    def __init__(self, client: GiftProClient, changed_to: str, zone: ZoneInfo):
+        self.client, self.changed_to, self.zone = client, changed_to, zone
+
+    def _page(self, domain: str, page: int) -> list[dict]:
+        changed_before = f"{self.client.changed_field}[lt]"
+        return self.client.list_page({"domainID": domain, changed_before: self.changed_to, "p": page})
+
+    def pages(self, domain: str) -> int:
+        """Doubling until a page is not full, then bisecting: about 2·log2(pages) requests."""
+        size = len(self._page(domain, 1))
+        if size < PAGE_SIZE:
+            return 1 if size else 0
+        full, probe = 1, 2
+        while (size := len(self._page(domain, probe))) == PAGE_SIZE:
+            full, probe = probe, probe * 2
+        if size:
+            return probe
+        empty = probe
+        while empty - full > 1:
+            middle = (full + empty) // 2
+            size = len(self._page(domain, middle))
+            if size == PAGE_SIZE:
+                full = middle
+            elif size:
+                return middle
+            else:
+                empty = middle
+        return full
+
+    def created_at(self, domain: str, page: int) -> datetime | None:
+        orders = self._page(domain, page)
+        try:
+            return parse_local(str(orders[-1].get("dateCreated")), self.zone) if orders else None
+        except ValueError:
+            return None  # a malformed date makes no bound; the slices stay exact without it
 
 
 def normalize_order(raw: dict, settings: GiftProSettings, expected_currency: str) -> dict:
@@ -142,11 +202,14 @@ def extract_domain(
     changed_to: str,
     settings: GiftProSettings,
     expected_currency: str,
+    created_from: str | None = None,
+    created_to: str | None = None,
 ) -> ExtractResult:
-    """Fetch and normalise one domain's changed orders; bad records go to quarantine."""
+    """Fetch and normalise one domain's changed orders (of one history slice, when given);
+    bad records go to quarantine."""
     started = time.perf_counter()
     good, bad = [], []
-    for raw in client.iter_orders(domain_id, changed_from, changed_to):
+    for raw in client.iter_orders(domain_id, changed_from, changed_to, created_from, created_to):
         try:
             good.append(normalize_order(raw, settings, expected_currency))
         except BadRecord as exc:

@@ -12,6 +12,9 @@ sends every request through :meth:`SourceHttp.get_json`:
   ``accept`` (a 404 that means "deleted", say), in which case it is returned as ``(status, None)``.
 
 Keys and request bodies never reach the logs or the error messages.
+
+Tests reach the wire through the session's transport (``session.mount(prefix, adapter)``, as
+requests intends) and the waits through ``sleep``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class SourceHttp:
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         before_request: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         from airflow.providers.http.hooks.http import HttpHook
 
@@ -66,6 +70,7 @@ class SourceHttp:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.before_request = before_request
+        self.sleep = sleep  # tests pass a recorder: backoff is asserted, not waited for
         self.requests = 0
         self.retries = 0
         self._lock = threading.Lock()
@@ -128,7 +133,7 @@ class SourceHttp:
         if delay is None:
             delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
         log.warning("GET %s: %s; retry %d/%d in %.1fs", path, problem, attempt, self.max_attempts - 1, delay)
-        time.sleep(delay)
+        self.sleep(delay)
 
 
 def _error_text(response: requests.Response) -> str:

@@ -3,7 +3,8 @@
 One code path serves the embedded SQLite default and PostgreSQL; every difference between the
 two lives in :mod:`include.warehouse.dialects`. The modules of this package:
 
-``urls``        warehouse URLs from Airflow connections or the environment
+``urls``        warehouse URLs from the environment or a connection's fields
+``airflow_url`` the URL from an Airflow connection (for tasks; not imported here)
 ``dialects``    what differs between SQLite and PostgreSQL
 ``ddl``         the tables and indexes, declared once
 ``handle``      :class:`Warehouse` (transactions, readers) and its :class:`Cursor`
@@ -16,7 +17,7 @@ two lives in :mod:`include.warehouse.dialects`. The modules of this package:
 
 from include.warehouse.dialects import WarehouseUnavailable
 from include.warehouse.handle import Cursor, Warehouse, now_epoch, read_errors
-from include.warehouse.urls import url_from_airflow, url_from_env
+from include.warehouse.urls import url_from_env
 
 __all__ = [
     "Cursor",
@@ -24,6 +25,5 @@ __all__ = [
     "WarehouseUnavailable",
     "now_epoch",
     "read_errors",
-    "url_from_airflow",
     "url_from_env",
 ]

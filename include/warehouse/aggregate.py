@@ -167,13 +167,7 @@ FROM located
 def feed_domains(config: FeedConfig) -> pa.Table:
     """(source, domain) -> feed, one row per pair a feed covers."""
     rows = [
-        (source, domain, feed.name, feed.currency, feed.store.time_zone)
-        for feed in config.feeds
-        for source, domains in (
-            ("giftpro", feed.sources.giftpro_domains),
-            ("differentbreed", feed.sources.differentbreed_profiles),
-        )
-        for domain in domains
+        (source, domain, feed.name, feed.currency, feed.store.time_zone) for source, domain, feed in config.coverage()
     ]
     return pa.Table.from_pylist(
         [dict(zip(FEED_DOMAINS_SCHEMA.names, r)) for r in rows],

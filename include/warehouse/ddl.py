@@ -9,6 +9,9 @@ integer minor units):
 ``customers``      the published feed rows (consenting customers only), with ``pos``
 ``feed_blocks``    per feed and block of 256 ids: rows, orders and money in it, rows before it
 ``feed_meta``      per feed: total rows, config fingerprint, when and by which run published
+``run_log``        per run and feed: what the publish left (customers, orders, money), the window
+                   loaded, orders changed, customers recomputed, records quarantined (monitoring)
+``run_quarantine`` per run: the staged quarantine files and how many records each holds
 
 ``pos`` makes every feed page cost the same: ``pos = block * 256 + rank within block`` where
 ``block = id // 256``. A page starts at the ``pos`` found through ``feed_blocks`` (one indexed
@@ -55,6 +58,7 @@ INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
     "order_state": {"order_state_email": ("email_norm",), "order_state_customer": ("source", "domain", "customer_ref")},
     "source_customers": {"source_customers_email": ("email_norm",)},
     "customers": {"customers_pos": ("feed", "pos"), "customers_email": ("email",)},
+    "run_log": {"run_log_published": ("published_at",)},
     "feed_blocks": {"feed_blocks_cum": ("feed", "cum_before")},
 }
 
@@ -113,6 +117,15 @@ def _tables(dialect: Dialect) -> list[str]:
         """CREATE TABLE IF NOT EXISTS feed_meta (
   feed TEXT PRIMARY KEY, total BIGINT NOT NULL, config_fingerprint TEXT NOT NULL,
   published_at BIGINT NOT NULL, run_id TEXT)""",
+        """CREATE TABLE IF NOT EXISTS run_log (
+  run_id TEXT NOT NULL, feed TEXT NOT NULL, published_at BIGINT NOT NULL,
+  window_start BIGINT, window_end BIGINT, window_origin TEXT,
+  customers BIGINT NOT NULL, orders BIGINT NOT NULL, spent_minor BIGINT NOT NULL, currency TEXT NOT NULL,
+  orders_changed BIGINT NOT NULL, recomputed BIGINT NOT NULL, quarantined BIGINT NOT NULL,
+  full_rebuild SMALLINT NOT NULL, PRIMARY KEY (run_id, feed))""",
+        """CREATE TABLE IF NOT EXISTS run_quarantine (
+  run_id TEXT NOT NULL, source TEXT NOT NULL, domain TEXT NOT NULL, path TEXT NOT NULL,
+  records BIGINT NOT NULL, PRIMARY KEY (run_id, path))""",
     ]
 
 
@@ -125,4 +138,6 @@ TABLES = (
     "customers",
     "feed_blocks",
     "feed_meta",
+    "run_log",
+    "run_quarantine",
 )

@@ -24,8 +24,6 @@ class WarehouseUnavailable(RuntimeError):
 class Dialect:
     """Everything that differs between SQLite and PostgreSQL."""
 
-    name: str
-    text = "TEXT"
     # Appended to the tables whose rows are read and rewritten by primary-key range.
     clustered = ""
     # Whether a table filled in bulk is created with its primary key (else added after the rows).
@@ -96,7 +94,6 @@ class Dialect:
 
 
 class SQLiteDialect(Dialect):
-    name = "sqlite"
     # Rows stored in primary-key order: renumbering a block of a feed, or rewriting a run's
     # orders of one domain, touches a few adjacent pages instead of one page per row, and the
     # separate primary-key index (one more B-tree to write) goes.
@@ -158,7 +155,6 @@ class SQLiteDialect(Dialect):
 
 
 class PostgresDialect(Dialect):
-    name = "postgresql"
     key_before_rows = False
 
     def __init__(self, url: str):

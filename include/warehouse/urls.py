@@ -1,5 +1,6 @@
-"""Warehouse URLs (``sqlite:///path`` or ``postgresql://…``) from Airflow connections or the
-environment."""
+"""Warehouse URLs (``sqlite:///path`` or ``postgresql://…``) from the environment or a connection's
+fields. Reading an Airflow connection is :mod:`include.warehouse.airflow_url`'s: this module runs
+in the feed service, which has no Airflow."""
 
 from __future__ import annotations
 
@@ -64,18 +65,3 @@ class _ConnFields:
     login: str | None
     password: str | None
     schema: str | None
-
-
-def url_from_airflow(
-    conn_id: str = "customer_feed_db", default: str | None = f"sqlite:///{DEFAULT_SQLITE_PATH}"
-) -> str:
-    """A database URL from Airflow's connection (any secrets backend); `default` when no such
-    connection exists (the embedded SQLite file for the warehouse; None makes it an error)."""
-    from airflow.sdk import BaseHook  # imported here: the feed service runs without Airflow
-
-    try:
-        return url_from_connection(BaseHook.get_connection(conn_id))
-    except Exception as exc:  # AirflowNotFoundException's home moved between versions
-        if default is None or ("isn't defined" not in str(exc) and "not found" not in str(exc).lower()):
-            raise
-        return default

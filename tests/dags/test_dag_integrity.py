@@ -60,3 +60,18 @@ def test_schedule_has_real_data_intervals(dagbag):
 
     dag = dagbag.dags["customer_feed"]
     assert isinstance(dag.timetable, CronDataIntervalTimetable), "hourly runs need non-empty data intervals"
+
+
+def test_warehouse_schema_is_created_once_before_the_planners(dagbag):
+    dag = dagbag.dags["customer_feed"]
+    prepare = dag.get_task("prepare_warehouse")
+    assert not prepare.upstream_task_ids
+    assert prepare.downstream_task_ids == {"plan_giftpro_extracts", "plan_differentbreed_extracts", "check_freshness"}
+
+
+def test_differentbreed_parallelism_is_the_registry_s_without_a_pool(dagbag):
+    from include.registry import DIFFERENTBREED
+
+    task = dagbag.dags["customer_feed"].get_task("extract_differentbreed_orders")
+    assert task.max_active_tis_per_dag == DIFFERENTBREED.parallel_tasks == 4
+    assert task.pool == "default_pool", "no pool that every deployment must create"
