@@ -70,7 +70,7 @@ def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool
         "recomputed_emails": recomputed,
         "full": full,
         "seconds": round(time.perf_counter() - started, 3),
-        **({"timings": timings} if timings else {}),
+        "timings": timings,
     }
 
 
