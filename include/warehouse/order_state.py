@@ -12,6 +12,7 @@ list, so a crash between load and publish loses nothing: the next publish comple
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 
 from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
 from include.warehouse import Cursor, Warehouse, now_epoch
-from include.warehouse.ddl import indexed_columns
+from include.warehouse.ddl import INDEXES, indexed_columns
 
 _KEY = ("source", "domain", "order_id")
 _PROFILE_KEY = ("source", "domain", "customer_ref")
@@ -70,21 +71,28 @@ def latest_versions(records: pa.Table, key: tuple[str, ...] = _KEY) -> pa.Table:
 
 def load_orders(
     wh: Warehouse,
-    orders: pa.Table,
+    orders: pa.Table | Iterable[pa.Table],
     windows: list[LoadedWindow],
     run_id: str,
     replace_domains: list[tuple[str, str]] = (),
     profiles: pa.Table | None = None,
     deleted: list[tuple[str, str, str]] = (),
 ) -> dict:
-    """Merge `orders` (ORDER_SCHEMA) and `profiles` (PROFILE_SCHEMA) into the state, apply
+    """Merge `orders` (ORDER_SCHEMA; one table, or an iterable of them — the staged files one by
+    one, so memory holds one at a time) and `profiles` (PROFILE_SCHEMA) into the state, apply
     deletions at the source, and advance the watermarks, atomically.
 
     `replace_domains` first removes every stored order of those (source, domain) pairs (a rebuild
     from scratch). `deleted` lists (source, domain, customer_ref) of customers the source has
     deleted: their profile and every order of theirs go, and their customers are recomputed.
+
+    A load into an empty order state (a first load, or a rebuild of every domain) drops the
+    secondary indexes and builds them again at the end: one sort per index instead of millions
+    of inserts at random places, which is what made a large load slow down as it grew.
     """
     profiles = PROFILE_SCHEMA.empty_table() if profiles is None else profiles
+    parts = [orders] if isinstance(orders, pa.Table) else orders
+    orders_in = changed = 0
     with wh.transaction() as cur:
         for source, domain in replace_domains:
             for table in ("order_state", "source_customers"):
@@ -94,7 +102,18 @@ def load_orders(
                     (source, domain),
                 )
                 cur.execute(f"DELETE FROM {table} WHERE source = ? AND domain = ?", (source, domain))
-        changed = _merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(orders)))
+        bulk = _empty(cur, "order_state")
+        if bulk:
+            _drop_indexes(cur, "order_state")
+        # Versions of one order in different parts resolve by the same rule whichever part comes
+        # first, so merging part by part equals merging them all at once.
+        merge = _merge_into_empty if bulk else _merge
+        for part in parts:
+            orders_in += part.num_rows
+            changed += merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(part)))
+        if bulk:
+            _create_indexes(cur, "order_state")
+            cur.analyze("order_state")
         changed_profiles = _merge(
             cur,
             "source_customers",
@@ -106,11 +125,48 @@ def load_orders(
         for window in windows:
             _advance_watermark(cur, window, run_id)
     return {
-        "orders_in": orders.num_rows,
+        "orders_in": orders_in,
         "orders_changed": changed,
         "profiles_changed": changed_profiles,
         "orders_deleted": removed,
     }
+
+
+def _empty(cur: Cursor, table: str) -> bool:
+    cur.execute(f"SELECT 1 FROM {table} LIMIT 1")
+    return cur.fetchone() is None
+
+
+def _drop_indexes(cur: Cursor, table: str) -> None:
+    for name in INDEXES.get(table, {}):
+        cur.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def _create_indexes(cur: Cursor, table: str) -> None:
+    for name, columns in INDEXES.get(table, {}).items():
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+
+
+def _merge_into_empty(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], rows: pa.Table) -> int:
+    """The merge of a load that started on an empty table (and without its secondary indexes):
+    every row there came from this load, so its emails are dirty already and no old version needs
+    looking up; one upsert that keeps the later version replaces the join through ``winners``."""
+    if rows.num_rows == 0:
+        return 0
+    cur.temp_table("incoming", like=table)
+    cur.bulk_insert("incoming", columns, rows)
+    cur.execute(
+        "INSERT INTO dirty_emails (email_norm) SELECT DISTINCT email_norm FROM incoming WHERE true"
+        " ON CONFLICT DO NOTHING"
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    cur.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM incoming"
+        f" WHERE true ORDER BY {', '.join(key)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        f" WHERE excluded.changed_at > {table}.changed_at"
+        f" OR (excluded.changed_at = {table}.changed_at AND excluded.version_hash > {table}.version_hash)"
+    )
+    return max(cur.rowcount, 0)
 
 
 def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], rows: pa.Table) -> int:
@@ -121,10 +177,13 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
     cur.analyze("incoming")
     join = " AND ".join(f"o.{c} = i.{c}" for c in key)
     cur.temp_table("winners", like=table)
+    # In key order: the rows then go into the clustered table (and its primary key) in the order
+    # it stores them.
     cur.execute(
         f"INSERT INTO winners SELECT i.* FROM incoming i LEFT JOIN {table} o ON {join}"
         f" WHERE o.{key[-1]} IS NULL OR i.changed_at > o.changed_at"
         " OR (i.changed_at = o.changed_at AND i.version_hash > o.version_hash)"
+        f" ORDER BY {', '.join(f'i.{c}' for c in key)}"
     )
     cur.execute("SELECT COUNT(*) FROM winners")
     changed = cur.fetchone()[0]
@@ -150,7 +209,7 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key and c not in indexed)
     cur.execute(
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM winners"
-        f" WHERE true ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        f" WHERE true ORDER BY {', '.join(key)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
     return changed
 
