@@ -68,6 +68,7 @@ up: install
 bench: install
 	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/scale.py --orders 1M,3M
 
 e2e: install
 	$(BIN)/python scripts/e2e.py

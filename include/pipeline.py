@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from include.config import ConfigError, FeedConfig
 from include.history import HistoryProbe, plan_slices
 from include.registry import DIFFERENTBREED, GIFTPRO, source
-from include.schema import PROFILE_SCHEMA, QUARANTINE_SCHEMA
+from include.schema import ORDER_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA
 from include.sources.local_time import format_local, local_window
 from include.specs import (
     ExtractResult,
@@ -26,7 +26,7 @@ from include.specs import (
     Window,
     as_utc,
 )
-from include.staging import purge_customers, read_orders, read_table, read_tables, write_extract
+from include.staging import purge_customers, read_table, read_tables, write_extract
 from include.suppression import Suppression
 from include.warehouse import Warehouse
 from include.warehouse.order_state import LoadedWindow, load_orders, source_customer_refs, watermarks
@@ -339,7 +339,8 @@ def load_extracts(
     ``guard``) may stop the load before it commits; `confirm_mass_change` lets it through."""
     started = time.perf_counter()
     _check_complete(extracts)
-    orders = read_orders([e.orders_path for e in extracts])
+    # One staged file at a time: a first load of a group's whole history never sits in memory.
+    orders = (read_table(e.orders_path, ORDER_SCHEMA) for e in extracts if e.orders_path)
     profiles = read_tables([e.profiles_path for e in extracts], PROFILE_SCHEMA)
     windows = sorted(
         {

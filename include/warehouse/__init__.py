@@ -10,8 +10,9 @@ two lives in :mod:`include.warehouse.dialects`. The modules of this package:
 ``handle``      :class:`Warehouse` (transactions, readers) and its :class:`Cursor`
 ``feed_reads``  the feed service's reads: totals and constant-time pages
 ``order_state`` merging staged extracts; watermarks
-``aggregate``   orders -> customer rows (pure pandas)
-``publish``     the atomic publish of the customer table
+``aggregate``   the customer rules, once: one DuckDB query from orders to customer rows
+``publish``     the atomic publish of the customer table (incremental, or a full rebuild streamed
+                through DuckDB in bounded memory)
 ``suppression`` the keyed hashes of erased people, which every load consults
 """
 

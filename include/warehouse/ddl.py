@@ -80,6 +80,18 @@ def ddl_statements(dialect: Dialect) -> list[str]:
     ]
 
 
+def customers_table(dialect: Dialect, name: str = "customers", primary_key: bool = True) -> str:
+    """The published table; a full rebuild fills a copy under another name and swaps it in
+    (on PostgreSQL without its primary key, added after the rows: an index built once by sorting
+    is much cheaper than one maintained row by row)."""
+    key = ", PRIMARY KEY (feed, id)" if primary_key else ""
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+  feed TEXT NOT NULL, id BIGINT NOT NULL, email TEXT NOT NULL, first_name TEXT NOT NULL,
+  last_name TEXT NOT NULL, orders_count INTEGER NOT NULL, total_spent_minor BIGINT NOT NULL,
+  currency TEXT NOT NULL, phone TEXT, registered_at TEXT NOT NULL, gender TEXT NOT NULL,
+  pos BIGINT{key}){dialect.clustered if primary_key else ""}"""
+
+
 def _tables(dialect: Dialect) -> list[str]:
     def columns(names):
         return ",\n  ".join(f"{c} {_COLUMN_TYPES.get(c, 'TEXT')}" for c in names)
@@ -98,11 +110,7 @@ def _tables(dialect: Dialect) -> list[str]:
         """CREATE TABLE IF NOT EXISTS customer_ids (
   feed TEXT NOT NULL, email_norm TEXT NOT NULL, id BIGINT NOT NULL,
   PRIMARY KEY (feed, email_norm), UNIQUE (feed, id))""",
-        f"""CREATE TABLE IF NOT EXISTS customers (
-  feed TEXT NOT NULL, id BIGINT NOT NULL, email TEXT NOT NULL, first_name TEXT NOT NULL,
-  last_name TEXT NOT NULL, orders_count INTEGER NOT NULL, total_spent_minor BIGINT NOT NULL,
-  currency TEXT NOT NULL, phone TEXT, registered_at TEXT NOT NULL, gender TEXT NOT NULL,
-  pos BIGINT, PRIMARY KEY (feed, id)){dialect.clustered}""",
+        customers_table(dialect),
         """CREATE TABLE IF NOT EXISTS feed_blocks (
   feed TEXT NOT NULL, block BIGINT NOT NULL, n INTEGER NOT NULL, orders BIGINT NOT NULL,
   spent_minor BIGINT NOT NULL, cum_before BIGINT NOT NULL,

@@ -3,9 +3,10 @@ temporary tables and DDL details."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -25,6 +26,8 @@ class Dialect:
 
     # Appended to the tables whose rows are read and rewritten by primary-key range.
     clustered = ""
+    # Whether a table filled in bulk is created with its primary key (else added after the rows).
+    key_before_rows = True
 
     def sql(self, statement: str) -> str:
         return statement
@@ -53,6 +56,41 @@ class Dialect:
 
     def executemany(self, cur, statement: str, rows: Iterable[Sequence]) -> None:
         cur.executemany(statement, rows)
+
+    @contextlib.contextmanager
+    def arrow_reader(self, statement: str, batch_rows: int = 131_072) -> Iterator[pa.RecordBatchReader]:
+        """Stream a query's committed rows as Arrow batches through ADBC, on a connection of its
+        own: rows go from the database into Arrow without a Python object per row.
+
+        SQLite's ADBC driver infers a column's type from the first batch and fails on a later
+        batch that disagrees (a text column that starts with NULLs), so on SQLite every nullable
+        text column must be selected through ``COALESCE(column, '')``.
+        """
+        conn = self._adbc_connect()
+        try:
+            cur = conn.cursor()
+            try:
+                self._adbc_options(cur, batch_rows)
+                cur.execute(statement)
+                yield cur.fetch_record_batch()
+            finally:
+                cur.close()
+        finally:
+            conn.close()
+
+    def _adbc_connect(self):
+        raise NotImplementedError
+
+    def swap_table(self, cur, table: str, staged: str, indexes: dict[str, tuple[str, ...]]) -> None:
+        """Put the filled table `staged` in the place of `table`, with `table`'s secondary indexes
+        (built once, by sorting), inside the caller's transaction."""
+        cur.execute(f"DROP TABLE {table}")
+        cur.execute(f"ALTER TABLE {staged} RENAME TO {table}")
+        for name, columns in indexes.items():
+            cur.execute(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
+
+    def _adbc_options(self, cur, batch_rows: int) -> None:
+        """Driver options for a streamed read."""
 
 
 class SQLiteDialect(Dialect):
@@ -90,9 +128,23 @@ class SQLiteDialect(Dialect):
         cur.execute("BEGIN IMMEDIATE")  # takes the write lock now, so writers never interleave
 
     def bulk_insert(self, cur, table, columns, data):
-        placeholders = ",".join("?" * len(columns))
-        rows = zip(*(data.column(c).to_pylist() for c in columns))
-        cur.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({placeholders})", rows)
+        # Python's sqlite3 binds row by row; in slices, so the Python objects of only one slice
+        # exist at a time (a million rows at once held a gigabyte of them).
+        statement = f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})"
+        for batch in data.select(list(columns)).to_batches(max_chunksize=20_000):
+            cur.executemany(statement, zip(*(column.to_pylist() for column in batch.columns)))
+
+    def _adbc_connect(self):
+        import adbc_driver_sqlite.dbapi
+
+        conn = adbc_driver_sqlite.dbapi.connect(self.path)
+        cur = conn.cursor()
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+        return conn
+
+    def _adbc_options(self, cur, batch_rows):
+        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
 
     def temp_table(self, cur, name, like=None, columns=None):
         cur.execute(f"DROP TABLE IF EXISTS temp.{name}")
@@ -103,6 +155,8 @@ class SQLiteDialect(Dialect):
 
 
 class PostgresDialect(Dialect):
+    key_before_rows = False
+
     def __init__(self, url: str):
         self.url = url
 
@@ -114,24 +168,19 @@ class PostgresDialect(Dialect):
 
         return psycopg2.connect(self.url)
 
-    def begin_read_snapshot(self, cur) -> None:
-        # psycopg2 opens write transactions on the first statement; a reader (autocommit) asks
-        # for one snapshot so the total and the rows belong to the same publish.
-        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-
     def lock(self, cur) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('customer_feed.publish'))")
 
     def bulk_insert(self, cur, table, columns, data):
-        # COPY is an order of magnitude faster than INSERTs; CSV keeps NULL and '' apart.
-        buffer = io.BytesIO()
-        pacsv.write_csv(
-            data.select(list(columns)),
-            buffer,
-            pacsv.WriteOptions(include_header=False, quoting_style="needed"),
-        )
-        buffer.seek(0)
-        cur.copy_expert(f"COPY {table} ({','.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+        # COPY is an order of magnitude faster than INSERTs; CSV keeps NULL and '' apart. One COPY
+        # per slice of rows, so the CSV text of only one slice is in memory at a time.
+        statement = f"COPY {table} ({','.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        for batch in data.select(list(columns)).to_batches(max_chunksize=200_000):
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, options)
+            buffer.seek(0)
+            cur.copy_expert(statement, buffer)
 
     def temp_table(self, cur, name, like=None, columns=None):
         # Qualified: an unqualified name would drop a permanent table of that name when this
@@ -141,6 +190,34 @@ class PostgresDialect(Dialect):
             cur.execute(f"CREATE TEMP TABLE {name} (LIKE {like}) ON COMMIT DROP")
         else:
             cur.execute(f"CREATE TEMP TABLE {name} ({columns}) ON COMMIT DROP")
+
+    def _adbc_connect(self):
+        import adbc_driver_postgresql.dbapi
+
+        return adbc_driver_postgresql.dbapi.connect(self.url)
+
+    def swap_table(self, cur, table, staged, indexes):
+        # Everything slow happens before the old table is locked: the primary key and indexes are
+        # built on the staged table under temporary names, so the exclusive lock that DROP takes
+        # (readers wait on it) is held only from here to the commit.
+        cur.execute(f"ALTER TABLE {staged} ADD CONSTRAINT {staged}_pkey PRIMARY KEY (feed, id)")
+        for name, columns in indexes.items():
+            cur.execute(f"CREATE INDEX {staged}_{name} ON {staged} ({', '.join(columns)})")
+        cur.execute(f"DROP TABLE {table}")
+        cur.execute(f"ALTER TABLE {staged} RENAME TO {table}")
+        cur.execute(f"ALTER INDEX {staged}_pkey RENAME TO {table}_pkey")
+        for name in indexes:
+            cur.execute(f"ALTER INDEX {staged}_{name} RENAME TO {name}")
+        cur.execute(f"ANALYZE {table}")
+
+    def begin_read_snapshot(self, cur) -> None:
+        # psycopg2 opens write transactions on the first statement; a reader (autocommit) asks
+        # for one snapshot so the total and the rows belong to the same publish. The lock comes
+        # before the first query, so the snapshot is taken after it is granted: a reader that
+        # arrives while a rebuild swaps the customer table in waits for that commit and then sees
+        # the new table whole (with the snapshot first, it would see the new table empty).
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cur.execute("LOCK TABLE customers IN ACCESS SHARE MODE")
 
     def executemany(self, cur, statement, rows):
         # psycopg2's executemany is one round trip per row; pages of rows in one call instead.

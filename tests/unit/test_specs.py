@@ -78,8 +78,11 @@ def test_publish_result_reads_the_publish_summary():
         "recomputed_emails": 2,
         "full": False,
         "seconds": 0.1,
+        "timings": {},
     }
     assert PublishResult.model_validate(summary).to_json() == summary
+    full = {**summary, "full": True, "timings": {"read": 1.5, "aggregate": 2.0, "customers_written": 2.0}}
+    assert PublishResult.model_validate(full).to_json() == full
 
 
 # --------------------------------------------------------------------------- the registry
