@@ -17,18 +17,20 @@ FEED_PORT ?= 8810
 SANDBOX_PORT ?= 8801
 DATE ?=
 
-.PHONY: help install demo test check lint run serve up sandbox e2e bench erase clean
+.PHONY: help install demo test check lint run serve up sandbox e2e bench erase restore clean
 help:
 	@echo "make demo     run the whole pipeline once on the sandbox and the embedded SQLite warehouse"
 	@echo "make test     lint, then the whole test suite (what CI runs: services started as needed)"
 	@echo "make check    the unit tier: rules, property tests, clients on a fake transport; no services"
 	@echo "make lint     ruff format --check and ruff check"
 	@echo "make run      run the DAG once for the hour ending at DATE (default now) against AIRFLOW_CONN_GIFTPRO_DEFAULT"
+	@echo "              CONFIRM=1 confirms a mass change the guard stopped"
 	@echo "make serve    run the converted.in feed service on FEED_PORT ($(FEED_PORT))"
 	@echo "make up       run Airflow (UI on :8080) with the GiftPro sandbox"
 	@echo "make sandbox  run the GiftPro sandbox on SANDBOX_PORT ($(SANDBOX_PORT))"
 	@echo "make bench    run the benchmarks"
-	@echo "make erase    EMAIL=... remove one person from the warehouse, the feed and staging"
+	@echo "make erase    EMAIL=... remove one person from the warehouse, the feed and staging, for good"
+	@echo "make restore  EMAIL=... lift an erasure (both need CUSTOMER_FEED_ERASURE_KEY)"
 	@echo "make e2e      a distributed run: Airflow on PostgreSQL with Celery workers, REST trigger, backfill"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -52,7 +54,7 @@ lint: install
 	$(BIN)/ruff check .
 
 run: install
-	$(BIN)/python scripts/run_dag.py $(if $(DATE),--date "$(DATE)")
+	$(BIN)/python scripts/run_dag.py $(if $(DATE),--date "$(DATE)") $(if $(CONFIRM),--confirm-mass-change)
 
 serve: install
 	$(BIN)/python -m include.feed_service --port $(FEED_PORT)
@@ -74,6 +76,10 @@ e2e: install
 erase: install
 	@test -n "$(EMAIL)" || { echo "usage: make erase EMAIL=someone@example.com"; exit 2; }
 	$(BIN)/python -m include.erasure "$(EMAIL)"
+
+restore: install
+	@test -n "$(EMAIL)" || { echo "usage: make restore EMAIL=someone@example.com"; exit 2; }
+	$(BIN)/python -m include.erasure --restore "$(EMAIL)"
 
 clean:
 	rm -rf data .airflow .airflow-demo

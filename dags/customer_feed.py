@@ -20,6 +20,9 @@ table atomically. converted.in reads it from the feed service.
 * **One explicit window**: Trigger with params `start` / `end` (ISO 8601, UTC).
 * **Rebuild from scratch**: Trigger with `rebuild: true` — every property's full history is
   re-extracted, the order state replaced and every customer recomputed; customer ids are kept.
+* **Mass-change guard**: a run that would remove more than `guard.max_drop_share` of a feed's
+  customers or orders (or a source's customers) fails at once, without retries, with the counts
+  and changes nothing; when the change is real, trigger again with `confirm_mass_change: true`.
 
 A configuration error (or an empty explicit window) fails the task at once, without retries:
 the message names each wrong field (`feeds[1].store.time_zone: unknown time zone …`). Check a
@@ -57,13 +60,15 @@ RUN_NOTE_XCOM = "run_note"
 
 @contextlib.contextmanager
 def _fail_without_retry():
-    """A ConfigError (bad configuration, an empty window) cannot be fixed by retrying: the task
-    fails at once instead of spending its retries and their backoff."""
+    """A ConfigError (bad configuration, an empty window) or a stop by the mass-change guard
+    cannot be fixed by retrying: the task fails at once, with the message, instead of spending
+    its retries and their backoff."""
     from include.config import ConfigError
+    from include.guard import MassChangeError
 
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, MassChangeError) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -111,12 +116,30 @@ def _config():
 
 # XCom holds JSON-able dicts; the steps take and return the typed records of include/specs.py.
 # These two helpers and the `to_json`/`from_json` calls below are the only conversions.
+def _suppression():
+    """Erased people, whose records are dropped before they are staged (a read only: the plan
+    tasks created the schema, and an extract must not queue behind another run's writer lock)."""
+    from include.warehouse import Warehouse
+    from include.warehouse.airflow_url import url_from_airflow
+    from include.warehouse.suppression import load_suppression
+
+    wh = Warehouse(url_from_airflow("customer_feed_db"))
+    try:
+        return load_suppression(wh)
+    finally:
+        wh.close()
+
+
+def _confirm_mass_change() -> bool:
+    return bool(get_current_context()["params"].get("confirm_mass_change"))
+
+
 def _extract(spec: dict) -> dict:
     from include.pipeline import extract
     from include.specs import ExtractSpec
     from include.staging import staging_root
 
-    return extract(ExtractSpec.from_json(spec), _config(), staging_root()).to_json()
+    return extract(ExtractSpec.from_json(spec), _config(), staging_root(), suppression=_suppression()).to_json()
 
 
 def _results(*extracts: list[dict]) -> list:
@@ -140,6 +163,9 @@ def _results(*extracts: list[dict]) -> list:
             None, type=["null", "string"], format="date-time", description="Explicit window end (UTC, ISO 8601)"
         ),
         "rebuild": Param(False, type="boolean", description="Re-extract full history and recompute every customer"),
+        "confirm_mass_change": Param(
+            False, type="boolean", description="Let this run remove more of a feed than the mass-change guard allows"
+        ),
     },
     tags=["customer-feed", "giftpro", "differentbreed", "converted.in"],
     # Alerts go where the connection customer_feed_alerts says (webhook or SMTP; none: no alert).
@@ -191,7 +217,11 @@ def customer_feed():
 
         extracts = _results(giftpro, differentbreed)
         rebuild = _context_window().rebuild
-        return load_extracts(_warehouse(), extracts, _run_id(), rebuild, staging_root()).to_json()
+        with _fail_without_retry():
+            loaded = load_extracts(
+                _warehouse(), extracts, _run_id(), rebuild, staging_root(), _config(), _confirm_mass_change()
+            )
+        return loaded.to_json()
 
     @task(outlets=[CUSTOMERS_ASSET], trigger_rule=TriggerRule.NONE_FAILED)
     def publish_customers(giftpro: list[dict], differentbreed: list[dict], loaded: dict) -> dict:
@@ -200,7 +230,8 @@ def customer_feed():
         from include.specs import LoadResult
 
         extracts, window, wh, config = _results(giftpro, differentbreed), _context_window(), _warehouse(), _config()
-        published = publish(wh, config, _run_id(), window.rebuild)
+        with _fail_without_retry():
+            published = publish(wh, config, _run_id(), window.rebuild, _confirm_mass_change())
         loaded = LoadResult.from_json(loaded)
         for line in summarize(extracts, loaded, published):
             log.info("%s", line)

@@ -128,10 +128,21 @@ class DifferentBreedSettings(_Strict):
     overlap_minutes: int = Field(default=10, ge=0)
 
 
+class GuardSettings(_Strict):
+    """The mass-change guard (see :mod:`include.guard`)."""
+
+    #: The largest share of a feed's customers or orders, or of a source domain's customers, one
+    #: run may remove without an explicit confirmation.
+    max_drop_share: float = Field(default=0.1, gt=0, le=1)
+    #: Feeds and source domains smaller than this are not guarded (a few changes are a large share).
+    min_customers_for_guard: int = Field(default=100, ge=0)
+
+
 class FeedConfig(_Strict):
     feeds: tuple[Feed, ...] = Field(min_length=1)
     giftpro: GiftProSettings = GiftProSettings()
     differentbreed: DifferentBreedSettings = DifferentBreedSettings()
+    guard: GuardSettings = GuardSettings()
 
     @model_validator(mode="after")
     def _across_feeds(self):

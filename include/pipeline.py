@@ -27,6 +27,7 @@ from include.specs import (
     as_utc,
 )
 from include.staging import purge_customers, read_table, read_tables, write_extract
+from include.suppression import Suppression
 from include.warehouse import Warehouse
 from include.warehouse.order_state import LoadedWindow, load_orders, source_customer_refs, watermarks
 from include.warehouse.publish import publish_customers
@@ -186,13 +187,20 @@ def plan_differentbreed(config: FeedConfig, wh: Warehouse, window: Window, max_t
     return specs
 
 
-def extract(spec: ExtractSpec, config: FeedConfig, staging_root: str) -> ExtractResult:
-    """Extract one spec with its source's step (see include/registry.py)."""
-    return source(spec.source).extract_function()(spec, config, staging_root)
+def extract(
+    spec: ExtractSpec, config: FeedConfig, staging_root: str, suppression: Suppression | None = None
+) -> ExtractResult:
+    """Extract one spec with its source's step (see include/registry.py). Records of erased
+    people (`suppression`) are dropped before they are staged, only counted."""
+    return source(spec.source).extract_function()(spec, config, staging_root, suppression=suppression)
 
 
 def extract_giftpro(
-    spec: ExtractSpec, config: FeedConfig, staging_root: str, conn_id: str = GIFTPRO.conn_id
+    spec: ExtractSpec,
+    config: FeedConfig,
+    staging_root: str,
+    conn_id: str = GIFTPRO.conn_id,
+    suppression: Suppression | None = None,
 ) -> ExtractResult:
     """Fetch one domain's changed orders (or one slice of its history) and stage them; returns
     the staged paths and counts."""
@@ -204,17 +212,18 @@ def extract_giftpro(
     created = [None if m is None else format_local(m, zone) for m in (spec.created_from, spec.created_to)]
     client = GiftProClient(conn_id=conn_id, changed_field=settings.changed_field)
     result = extract_domain(client, spec.domain, lo, hi, settings, spec.currency, *created)
+    orders, quarantine, _, suppressed = (suppression or Suppression()).drop(result.orders, result.quarantine)
     files = write_extract(
         staging_root,
         spec.source,
         spec.domain,
         spec.window.start,
         spec.window.end,
-        result.orders,
-        result.quarantine,
+        orders,
+        quarantine,
         part=spec.part,
     )
-    stats = ExtractStats(**result.stats)
+    stats = ExtractStats(**result.stats, suppressed=suppressed)
     log.info(
         "giftpro domain %s%s: %s orders, %s quarantined, changed in [%s, %s) London time%s, %s requests",
         spec.domain,
@@ -230,7 +239,11 @@ def extract_giftpro(
 
 
 def extract_differentbreed(
-    spec: ExtractSpec, config: FeedConfig, staging_root: str, conn_id: str = DIFFERENTBREED.conn_id
+    spec: ExtractSpec,
+    config: FeedConfig,
+    staging_root: str,
+    conn_id: str = DIFFERENTBREED.conn_id,
+    suppression: Suppression | None = None,
 ) -> ExtractResult:
     """Poll one batch of a profile's customers and stage their orders and profiles.
 
@@ -251,22 +264,27 @@ def extract_differentbreed(
         config.differentbreed,
         spec.currency,
     )
+    orders, quarantine, profiles, suppressed = (suppression or Suppression()).drop(
+        result.orders, result.quarantine, result.profiles
+    )
     files = write_extract(
         staging_root,
         spec.source,
         spec.domain,
         spec.window.start,
         spec.window.end,
-        result.orders,
-        result.quarantine,
-        profiles=result.profiles,
+        orders,
+        quarantine,
+        profiles=profiles,
         part=spec.part,
     )
     # A 404 is news only for a customer the warehouse holds (or on a full-history poll): one
     # removed by an earlier run stays on the merchant's list and answers 404 every hour after.
     unknown = set(spec.new_cust_ids) if spec.lower is not None else set()
     deleted = [c for c in result.deleted if c not in unknown]
-    stats = ExtractStats(**result.stats, deleted=len(deleted), absent=len(result.deleted) - len(deleted))
+    stats = ExtractStats(
+        **result.stats, deleted=len(deleted), absent=len(result.deleted) - len(deleted), suppressed=suppressed
+    )
     log.info(
         "differentbreed profile %s %s: %s customers polled in %ss, %s orders, %s quarantined,"
         " %s deleted at the source (%s listed but unknown to it), %s requests",
@@ -308,10 +326,17 @@ def _check_complete(extracts: list[ExtractResult]) -> None:
 
 
 def load_extracts(
-    wh: Warehouse, extracts: list[ExtractResult], run_id: str, rebuild: bool, staging_root: str | None = None
+    wh: Warehouse,
+    extracts: list[ExtractResult],
+    run_id: str,
+    rebuild: bool,
+    staging_root: str | None = None,
+    config: FeedConfig | None = None,
+    confirm_mass_change: bool = False,
 ) -> LoadResult:
     """Merge every staged extract of this run into the warehouse, in one transaction; then purge
-    the staged records of customers deleted at the source."""
+    the staged records of customers deleted at the source. The mass-change guard (`config`'s
+    ``guard``) may stop the load before it commits; `confirm_mass_change` lets it through."""
     started = time.perf_counter()
     _check_complete(extracts)
     # One staged file at a time: a first load of a group's whole history never sits in memory.
@@ -331,7 +356,17 @@ def load_extracts(
     )
     deleted = sorted({(e.spec.source, e.spec.domain, ref) for e in extracts for ref in e.deleted})
     replace = sorted({(e.spec.source, e.spec.domain) for e in extracts}) if rebuild else []
-    result = load_orders(wh, orders, windows, run_id, replace_domains=replace, profiles=profiles, deleted=deleted)
+    result = load_orders(
+        wh,
+        orders,
+        windows,
+        run_id,
+        replace_domains=replace,
+        profiles=profiles,
+        deleted=deleted,
+        guard=config.guard if config else None,
+        confirm_mass_change=confirm_mass_change,
+    )
     purged = 0
     if deleted and staging_root:
         for source_name, domain in sorted({(s, d) for s, d, _ in deleted}):
@@ -347,8 +382,12 @@ def load_extracts(
     )
 
 
-def publish(wh: Warehouse, config: FeedConfig, run_id: str, rebuild: bool) -> PublishResult:
-    return PublishResult.model_validate(publish_customers(wh, config, run_id, full=rebuild))
+def publish(
+    wh: Warehouse, config: FeedConfig, run_id: str, rebuild: bool, confirm_mass_change: bool = False
+) -> PublishResult:
+    return PublishResult.model_validate(
+        publish_customers(wh, config, run_id, full=rebuild, confirm_mass_change=confirm_mass_change)
+    )
 
 
 def summarize(extracts: list[ExtractResult], loaded: LoadResult, published: PublishResult) -> list[str]:
@@ -376,7 +415,9 @@ def summarize(extracts: list[ExtractResult], loaded: LoadResult, published: Publ
         lines.append(line)
     lines.append(
         f"run: {loaded.orders_changed} orders changed, {loaded.orders_deleted} removed with customers"
-        f" deleted at the source, {loaded.quarantined} quarantined; {published.recomputed_emails} customers"
+        f" deleted at the source, {loaded.quarantined} quarantined,"
+        f" {loaded.suppressed + sum(e.stats.suppressed for e in extracts)} records of erased people dropped;"
+        f" {published.recomputed_emails} customers"
         f" recomputed{' (full rebuild)' if published.full else ''};"
         f" load {loaded.seconds}s, publish {published.seconds}s"
     )

@@ -106,6 +106,8 @@ class ExtractStats(Record):
     deleted: int = 0
     #: Customers on the merchant's list that answer 404 but the warehouse does not hold (gone before).
     absent: int = 0
+    #: Records of erased people dropped before staging (the suppression list; never stored).
+    suppressed: int = 0
 
 
 class ExtractResult(Record):
@@ -133,6 +135,8 @@ class LoadResult(Record):
     orders_deleted: int
     quarantined: int
     customers_deleted: int
+    #: Records of erased people the load dropped (the suppression list).
+    suppressed: int = 0
     staged_rows_purged: int
     seconds: float
 

@@ -11,12 +11,15 @@ Layout::
         quarantine.parquet
         profiles.parquet        (sources with customer profiles)
 
-Re-running an interval replaces exactly that interval's directory.
+Re-running an interval replaces exactly that interval's directory: the new file set is written to a
+temporary sibling (``window=….tmp-…``) and swapped in only once complete, so a crash in between
+leaves the previous extract readable.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,32 +80,76 @@ def write_extract(
     directory = window_dir(root, source, domain, start, end)
     fs, path = fsspec.core.url_to_fs(directory)
     suffix = f"-{part}" if part else ""
-    if not part and fs.exists(path):
-        fs.rm(path, recursive=True)
-    fs.makedirs(path, exist_ok=True)
     files = StagedFiles(
         orders=f"{directory}/orders{suffix}.parquet",
         quarantine=f"{directory}/quarantine{suffix}.parquet",
         profiles=f"{directory}/profiles{suffix}.parquet" if profiles is not None else None,
     )
-    for table, url in ((orders, files.orders), (quarantine, files.quarantine), (profiles, files.profiles)):
-        if table is not None:
-            _write(fs, url, table)
+    tables = {
+        url.rsplit("/", 1)[1]: table
+        for table, url in ((orders, files.orders), (quarantine, files.quarantine), (profiles, files.profiles))
+        if table is not None
+    }
+    if part:
+        fs.makedirs(path, exist_ok=True)
+        for name, table in tables.items():
+            _write(fs, f"{directory}/{name}", table)
+    else:
+        _replace_directory(fs, path, tables)
     return files
+
+
+def _replace_directory(fs, path: str, tables: dict[str, pa.Table]) -> None:
+    """The interval's new file set, written whole to a temporary sibling first and only then
+    swapped in, so a task killed before the swap leaves the previous extract as it was."""
+    temporary = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    fs.makedirs(temporary, exist_ok=True)
+    for name, table in tables.items():
+        fs.pipe_file(f"{temporary}/{name}", _parquet_bytes(table))
+    _swap(fs, temporary, path, sorted(tables))
+
+
+def _swap(fs, temporary: str, path: str, names: list[str]) -> None:
+    """Move each new file over its old namesake (a rename locally, a copy on an object store:
+    each file is whole, old or new, at every moment), drop files the new set no longer has, and
+    remove the temporary directory and any a crashed writer of this interval left behind."""
+    fs.makedirs(path, exist_ok=True)
+    for name in names:
+        _move(fs, f"{temporary}/{name}", f"{path}/{name}")
+    fs.invalidate_cache(path)
+    for stale in fs.ls(path, detail=False):
+        if stale.rstrip("/").rsplit("/", 1)[-1] not in names:
+            fs.rm(stale, recursive=True)
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    fs.invalidate_cache(parent)
+    for leftover in fs.glob(f"{path}.tmp-*"):
+        fs.rm(leftover, recursive=True)
+
+
+def _move(fs, source: str, target: str) -> None:
+    if isinstance(fs, LocalFileSystem):
+        os.replace(source, target)  # atomic on POSIX, and replaces the old file in one step
+    else:
+        fs.mv(source, target)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue().to_pybytes()
 
 
 def _write(fs, url: str, table: pa.Table) -> None:
     _, final = fsspec.core.url_to_fs(url)
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression="zstd")
+    data = _parquet_bytes(table)
     if isinstance(fs, LocalFileSystem):
         # Under a temporary name, then renamed: a killed task never leaves half a file under
         # the final name.
-        fs.pipe_file(final + ".tmp", buffer.getvalue().to_pybytes())
-        fs.mv(final + ".tmp", final)
+        fs.pipe_file(final + ".tmp", data)
+        os.replace(final + ".tmp", final)
     else:
         # An object store writes whole objects: one PUT, no rename (a copy and a delete there).
-        fs.pipe_file(final, buffer.getvalue().to_pybytes())
+        fs.pipe_file(final, data)
 
 
 def _read(fs, path: str) -> pa.Table:

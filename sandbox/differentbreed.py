@@ -9,7 +9,7 @@ Assumptions (the public documentation does not show them; see README): orders ca
 ``order_id, cust_id, created_at, updated_at`` (ISO 8601 UTC), ``status`` (``paid``, ``refunded``,
 ``cancelled``, ``pending``), ``total`` (major units), ``currency``, ``marketing_opt_in``;
 ``date_from``/``date_to`` filter on ``updated_at`` (so a refund shows up as a change); a deleted
-or unknown customer answers 404.
+or unknown customer answers 404 ``{"error": "customer_not_found", "message": "customer not found"}``.
 
     python -m sandbox.differentbreed --port 8802 --seed 42 [--write-customer-list PATH]
 """
@@ -165,13 +165,18 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
             )
         return await call_next(request)
 
+    def customer_not_found() -> JSONResponse:
+        # The API's own answer for an unknown or deleted customer; the pipeline takes only this
+        # body as proof of a deletion (a 404 from a wrong path answers {"detail": "Not Found"}).
+        return fail(404, "customer_not_found", "customer not found")
+
     def customer_of(request: Request) -> dict | None:
         return store.customers.get(request.headers.get("customer", ""))
 
     @app.get(f"{BASE}/customer")
     def get_customer(request: Request):
         customer = customer_of(request)
-        return {"payload": dict(customer)} if customer else fail(404, "not_found", "customer not found")
+        return {"payload": dict(customer)} if customer else customer_not_found()
 
     @app.post(f"{BASE}/customer/create")
     async def create_customer(request: Request):
@@ -188,7 +193,7 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
     async def update_customer(request: Request):
         customer = customer_of(request)
         if not customer:
-            return fail(404, "not_found", "customer not found")
+            return customer_not_found()
         body = {k: v for k, v in (await request.json()).items() if k in ("email", "forename", "surname")}
         return {"payload": store.update_customer(customer["cust_id"], datetime.now(UTC), **body)}
 
@@ -196,7 +201,7 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
     def delete_customer(request: Request):
         customer = customer_of(request)
         if not customer:
-            return fail(404, "not_found", "customer not found")
+            return customer_not_found()
         store.delete_customer(customer["cust_id"])
         return {"payload": {"deleted": True}}
 
@@ -211,7 +216,7 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
     ):
         customer = customer_of(request)
         if not customer:
-            return fail(404, "not_found", "customer not found")
+            return customer_not_found()
         if not 1 <= limit <= 100 or skip < 0:
             return fail(400, "invalid", "limit must be 1..100 and skip >= 0")
         try:
@@ -241,7 +246,7 @@ def create_app(store: DifferentBreedStore, admin_key: str = DEFAULT_KEY) -> Fast
 
     @app.get(f"{BASE}/address/all")
     def addresses(request: Request):
-        return {"payload": []} if customer_of(request) else fail(404, "not_found", "customer not found")
+        return {"payload": []} if customer_of(request) else customer_not_found()
 
     @app.get("/_sandbox/health")
     def health():

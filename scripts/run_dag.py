@@ -15,12 +15,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from include.guard import CONFIRM_ENV  # noqa: E402
 from scripts.local_stack import PYTHON, ROOT, airflow_env, prepare_airflow  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--date", help="end of the hour to load, ISO 8601 (UTC if no zone); default now")
+    parser.add_argument(
+        "--confirm-mass-change",
+        action="store_true",
+        help="let this run remove more of a feed than the mass-change guard allows (a real mass change)",
+    )
     args = parser.parse_args()
     end = datetime.fromisoformat(args.date) if args.date else datetime.now(UTC)
     end = end.replace(tzinfo=end.tzinfo or UTC)
@@ -28,6 +34,8 @@ def main() -> int:
     if "AIRFLOW_CONN_GIFTPRO_DEFAULT" not in env:
         print("AIRFLOW_CONN_GIFTPRO_DEFAULT is not set: see README, 'Pointing it at a real GiftPro account'.")
         return 2
+    if args.confirm_mass_change:
+        env[CONFIRM_ENV] = "1"
     prepare_airflow(env)
     # `dags test` runs the hour that ends at the given logical date's hour.
     print(f"running customer_feed for the hour ending {end.replace(minute=0, second=0, microsecond=0).isoformat()}")

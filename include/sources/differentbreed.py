@@ -36,6 +36,19 @@ from include.sources.normalize import (
 
 RATE_LIMIT, RATE_PERIOD = 250, 10.0
 PAGE_SIZE = 100
+#: The ``error`` of the API's own answer for a customer it does not know (deleted at the source):
+#: ``404 {"error": "customer_not_found", "message": ...}``. Only that proves a deletion.
+CUSTOMER_NOT_FOUND = "customer_not_found"
+
+
+def customer_not_found(body) -> bool:
+    """Whether a 404's body is the API saying it does not know the customer. Any other 404 (an
+    HTML error page, an empty body, a router's ``{"detail": "Not Found"}`` from a wrong base path)
+    proves nothing: the HTTP layer retries it and then fails, and no customer is deleted."""
+    return isinstance(body, dict) and body.get("error") == CUSTOMER_NOT_FOUND
+
+
+_NOT_FOUND = {404: customer_not_found}
 
 
 class SlidingWindowLimiter:
@@ -78,8 +91,8 @@ class DifferentBreedClient:
         self.profile = profile
 
     def get_customer(self, cust_id: str) -> dict | None:
-        """The customer's profile; None when the source does not know it (deleted)."""
-        status, body = self.http.get_json("/customer", headers={"customer": cust_id}, accept=(404,))
+        """The customer's profile; None when the API answers that it does not know it (deleted)."""
+        status, body = self.http.get_json("/customer", headers={"customer": cust_id}, accept=_NOT_FOUND)
         return None if status == 404 else body["payload"]
 
     def iter_orders(self, cust_id: str, date_from: datetime | None, date_to: datetime) -> list[dict]:
@@ -91,7 +104,7 @@ class DifferentBreedClient:
         skip = 0
         while True:
             status, body = self.http.get_json(
-                "/orders", params={**params, "skip": skip}, headers={"customer": cust_id}, accept=(404,)
+                "/orders", params={**params, "skip": skip}, headers={"customer": cust_id}, accept=_NOT_FOUND
             )
             if status == 404:
                 return list(seen.values())
@@ -179,7 +192,8 @@ def extract_customers(
     settings: DifferentBreedSettings,
     expected_currency: str,
 ) -> CustomersResult:
-    """Poll each customer: its profile (a 404 means deleted at the source) and its orders changed
+    """Poll each customer: its profile (the API's own "customer not found" means deleted at the
+    source; any other 404 fails the batch) and its orders changed
     since `lower` — or all of them for a customer the warehouse has never seen."""
     started = time.perf_counter()
     orders, profiles, bad, deleted = [], [], [], []

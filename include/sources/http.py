@@ -9,7 +9,10 @@ sends every request through :meth:`SourceHttp.get_json`:
   backoff and jitter, up to ``max_attempts``;
 * 401/403 raise :class:`SourceAuthError` at once — retrying a refused key only locks accounts;
 * any other 4xx raises :class:`SourceHttpError` at once, unless the caller lists the status in
-  ``accept`` (a 404 that means "deleted", say), in which case it is returned as ``(status, None)``.
+  ``accept`` with the test its body must pass (a 404 means "deleted" only with the API's own
+  "not found" body): a body that passes is returned as ``(status, body)``; one that does not (an
+  HTML page, an empty body, another shape: a wrong base URL or a proxy answering) is a fault,
+  retried like a 5xx and never taken for the API's answer.
 
 Keys and request bodies never reach the logs or the error messages.
 
@@ -84,7 +87,7 @@ class SourceHttp:
         path: str,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-        accept: tuple[int, ...] = (),
+        accept: Mapping[int, Callable[[Any], bool]] | None = None,
     ) -> tuple[int, Any]:
         """GET `path` (relative to the base URL) -> (status, parsed JSON body)."""
         url = f"{self.base_url}/{path.lstrip('/')}"
@@ -110,8 +113,13 @@ class SourceHttp:
                 problem = f"HTTP {status}"
                 self._sleep(attempt, response.headers.get("Retry-After") if status == 429 else None, path, problem)
                 continue
-            if status in accept:
-                return status, None
+            if accept and status in accept:
+                body = _json_or_none(response)
+                if accept[status](body):
+                    return status, body
+                problem = f"HTTP {status} that is not the API's own answer ({_describe(response)})"
+                self._sleep(attempt, None, path, problem)
+                continue
             if status >= 400:
                 raise SourceHttpError(f"GET {path}: HTTP {status}: {_error_text(response)}")
             try:
@@ -134,6 +142,19 @@ class SourceHttp:
             delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
         log.warning("GET %s: %s; retry %d/%d in %.1fs", path, problem, attempt, self.max_attempts - 1, delay)
         self.sleep(delay)
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _describe(response: requests.Response) -> str:
+    """What came back, for an error message: its type and size, never its content."""
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+    return f"{kind}, {len(response.content)} bytes"
 
 
 def _error_text(response: requests.Response) -> str:

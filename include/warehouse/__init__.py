@@ -13,6 +13,7 @@ two lives in :mod:`include.warehouse.dialects`. The modules of this package:
 ``aggregate``   the customer rules, once: one DuckDB query from orders to customer rows
 ``publish``     the atomic publish of the customer table (incremental, or a full rebuild streamed
                 through DuckDB in bounded memory)
+``suppression`` the keyed hashes of erased people, which every load consults
 """
 
 from include.warehouse.dialects import WarehouseUnavailable

@@ -12,6 +12,7 @@ integer minor units):
 ``run_log``        per run and feed: what the publish left (customers, orders, money), the window
                    loaded, orders changed, customers recomputed, records quarantined (monitoring)
 ``run_quarantine`` per run: the staged quarantine files and how many records each holds
+``suppressed_emails`` erased people: a keyed hash of the email (never the email), the key's id
 
 ``pos`` makes every feed page cost the same: ``pos = block * 256 + rank within block`` where
 ``block = id // 256``. A page starts at the ``pos`` found through ``feed_blocks`` (one indexed
@@ -126,6 +127,8 @@ def _tables(dialect: Dialect) -> list[str]:
         """CREATE TABLE IF NOT EXISTS run_quarantine (
   run_id TEXT NOT NULL, source TEXT NOT NULL, domain TEXT NOT NULL, path TEXT NOT NULL,
   records BIGINT NOT NULL, PRIMARY KEY (run_id, path))""",
+        """CREATE TABLE IF NOT EXISTS suppressed_emails (
+  digest TEXT PRIMARY KEY, key_id TEXT NOT NULL, suppressed_at BIGINT NOT NULL)""",
     ]
 
 
@@ -140,4 +143,5 @@ TABLES = (
     "feed_meta",
     "run_log",
     "run_quarantine",
+    "suppressed_emails",
 )

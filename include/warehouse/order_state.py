@@ -18,9 +18,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.config import GuardSettings
+from include.guard import check_drop
 from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
 from include.warehouse import Cursor, Warehouse, now_epoch
 from include.warehouse.ddl import INDEXES, indexed_columns
+from include.warehouse.suppression import read_suppression
 
 _KEY = ("source", "domain", "order_id")
 _PROFILE_KEY = ("source", "domain", "customer_ref")
@@ -77,6 +80,8 @@ def load_orders(
     replace_domains: list[tuple[str, str]] = (),
     profiles: pa.Table | None = None,
     deleted: list[tuple[str, str, str]] = (),
+    guard: GuardSettings | None = None,
+    confirm_mass_change: bool = False,
 ) -> dict:
     """Merge `orders` (ORDER_SCHEMA; one table, or an iterable of them — the staged files one by
     one, so memory holds one at a time) and `profiles` (PROFILE_SCHEMA) into the state, apply
@@ -89,11 +94,24 @@ def load_orders(
     A load into an empty order state (a first load, or a rebuild of every domain) drops the
     secondary indexes and builds them again at the end: one sort per index instead of millions
     of inserts at random places, which is what made a large load slow down as it grew.
+
+    Records of erased people (the suppression list) are dropped as they stream past and counted
+    as ``suppressed``. The mass-change guard (:mod:`include.guard`) stops the load before anything
+    is committed when a rebuild leaves a domain with far fewer customers than it held, or the
+    source deletes more than the allowed share of a domain's customers.
     """
     profiles = PROFILE_SCHEMA.empty_table() if profiles is None else profiles
     parts = [orders] if isinstance(orders, pa.Table) else orders
-    orders_in = changed = 0
+    orders_in = changed = suppressed = 0
+    guard = guard or GuardSettings()
     with wh.transaction() as cur:
+        # Erased people never re-enter, whatever the extract brought (see include.suppression).
+        suppression = read_suppression(cur)
+        if suppression:
+            kept = profiles.filter(pc.invert(suppression.hits(profiles["email_norm"])))
+            suppressed += profiles.num_rows - kept.num_rows
+            profiles = kept
+        held = {d: _customers_with_orders(cur, *d) for d in replace_domains}
         for source, domain in replace_domains:
             for table in ("order_state", "source_customers"):
                 cur.execute(
@@ -109,6 +127,10 @@ def load_orders(
         # first, so merging part by part equals merging them all at once.
         merge = _merge_into_empty if bulk else _merge
         for part in parts:
+            if suppression:
+                kept = part.filter(pc.invert(suppression.hits(part["email_norm"])))
+                suppressed += part.num_rows - kept.num_rows
+                part = kept
             orders_in += part.num_rows
             changed += merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(part)))
         if bulk:
@@ -121,7 +143,18 @@ def load_orders(
             PROFILE_COLUMNS,
             to_warehouse_rows(latest_versions(profiles, _PROFILE_KEY)),
         )
-        removed = _delete_customers(cur, deleted)
+        # A rebuild replaced each domain's orders with its new extract: one that came back empty
+        # or far smaller (a revoked key, a wrong domainID) must not wipe the domain.
+        for (source, domain), before in held.items():
+            after = _customers_with_orders(cur, source, domain)
+            check_drop(
+                f"the rebuild of {source} domain {domain}",
+                before,
+                {"customers with orders": (before, max(before - after, 0))},
+                guard,
+                confirm_mass_change,
+            )
+        removed = _delete_customers(cur, deleted, guard, confirm_mass_change)
         for window in windows:
             _advance_watermark(cur, window, run_id)
     return {
@@ -129,7 +162,13 @@ def load_orders(
         "orders_changed": changed,
         "profiles_changed": changed_profiles,
         "orders_deleted": removed,
+        "suppressed": suppressed,
     }
+
+
+def _customers_with_orders(cur: Cursor, source: str, domain: str) -> int:
+    cur.execute("SELECT COUNT(DISTINCT email_norm) FROM order_state WHERE source = ? AND domain = ?", (source, domain))
+    return int(cur.fetchone()[0])
 
 
 def _empty(cur: Cursor, table: str) -> bool:
@@ -214,7 +253,18 @@ def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], ro
     return changed
 
 
-def _delete_customers(cur: Cursor, deleted: list[tuple[str, str, str]]) -> int:
+def _delete_customers(cur: Cursor, deleted: list[tuple[str, str, str]], guard: GuardSettings, confirm: bool) -> int:
+    for source, domain in sorted({(s, d) for s, d, _ in deleted}):
+        refs = {r for s, d, r in deleted if (s, d) == (source, domain)}
+        cur.execute("SELECT customer_ref FROM source_customers WHERE source = ? AND domain = ?", (source, domain))
+        known = {r[0] for r in cur.fetchall()}
+        check_drop(
+            f"{source} domain {domain} (customers deleted at the source)",
+            len(known),
+            {"customers": (len(known), len(known & refs))},
+            guard,
+            confirm,
+        )
     removed = 0
     for source, domain, customer_ref in deleted:
         for table in ("order_state", "source_customers"):

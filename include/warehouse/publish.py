@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from include.config import FeedConfig
+from include.guard import check_drop
 from include.money import minor_to_major
 from include.warehouse import Cursor, Warehouse, now_epoch
 from include.warehouse.aggregate import (
@@ -53,18 +54,47 @@ FULL_ABOVE = int(os.environ.get("CUSTOMER_FEED_FULL_PUBLISH_ABOVE", "200000"))
 BATCH_ROWS = 131_072
 
 
-def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool = False) -> dict:
-    """Recompute and publish; returns a summary per feed (customers, orders, total) and timings."""
+def publish_customers(
+    wh: Warehouse,
+    config: FeedConfig,
+    run_id: str,
+    full: bool = False,
+    confirm_mass_change: bool = False,
+    emails: list[str] | None = None,
+) -> dict:
+    """Recompute and publish; returns a summary per feed (customers, orders, total) and timings.
+
+    Before the commit, the mass-change guard compares each feed with what it was: when it would
+    lose more than ``guard.max_drop_share`` of its customers or of its orders, the publish stops
+    with :class:`~include.guard.MassChangeError` and the previous feed stays served (unless
+    `confirm_mass_change` or ``CUSTOMER_FEED_CONFIRM_MASS_CHANGE`` confirms it).
+
+    `emails` narrows the work list to those addresses (an erasure publishes its own change, not
+    whatever else is waiting); a configuration change still makes it a full publish.
+    """
     started = time.perf_counter()
     with wh.transaction() as cur:
-        full = full or _config_changed(cur, config) or _pending(cur) > FULL_ABOVE
+        before = _feed_sizes(cur)
+        full = full or _config_changed(cur, config) or (emails is None and _pending(cur) > FULL_ABOVE)
         if full:
             recomputed, timings = _publish_full(cur, wh, config, run_id)
         else:
-            recomputed, timings = _publish_incremental(cur, config, run_id), {}
+            recomputed, timings = _publish_incremental(cur, config, run_id, emails), {}
         summary = _summary(cur, config)
-        # Every row is written; the commit makes it visible. A check of `summary` against the
-        # totals before this publish belongs here, before the commit.
+        # Every row is written; the commit makes it visible — unless the guard stops it here.
+        for feed in config.feeds:
+            customers_before, orders_before = before.get(feed.name, (0, 0))
+            after = summary[feed.name]
+            check_drop(
+                f"feed {feed.name!r}",
+                customers_before,
+                {
+                    "customers": (customers_before, max(customers_before - after["customers"], 0)),
+                    "orders": (orders_before, max(orders_before - after["orders"], 0)),
+                },
+                config.guard,
+                confirm_mass_change,
+            )
     return {
         "feeds": summary,
         "recomputed_emails": recomputed,
@@ -74,9 +104,20 @@ def publish_customers(wh: Warehouse, config: FeedConfig, run_id: str, full: bool
     }
 
 
-def _publish_incremental(cur: Cursor, config: FeedConfig, run_id: str) -> int:
+def _feed_sizes(cur: Cursor) -> dict[str, tuple[int, int]]:
+    """Per feed, the customers and orders it serves now (from the block counts)."""
+    cur.execute("SELECT feed, COALESCE(SUM(n), 0), COALESCE(SUM(orders), 0) FROM feed_blocks GROUP BY feed")
+    return {feed: (int(n), int(orders)) for feed, n, orders in cur.fetchall()}
+
+
+def _publish_incremental(cur: Cursor, config: FeedConfig, run_id: str, emails: list[str] | None = None) -> int:
     cur.temp_table("work", columns="email_norm TEXT PRIMARY KEY")
-    cur.execute("INSERT INTO work (email_norm) SELECT email_norm FROM dirty_emails")
+    if emails is not None:
+        cur.executemany(
+            "INSERT INTO work (email_norm) VALUES (?) ON CONFLICT DO NOTHING", [(e,) for e in sorted(set(emails))]
+        )
+    else:
+        cur.execute("INSERT INTO work (email_norm) SELECT email_norm FROM dirty_emails")
     cur.analyze("work")
     cur.execute("SELECT COUNT(*) FROM work")
     recomputed = cur.fetchone()[0]

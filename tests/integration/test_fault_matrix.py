@@ -11,6 +11,9 @@ and asserts the three zeros for every row (and that the served feed equals the g
 * **read strictly**: an odd spelling was read for what it means ("false" is no consent);
 * **failed loudly**: the run (or the service's start) stopped with a clear error; the previous
   feed stayed as it was, and the run after the fault cleared completed it;
+* **stopped by the guard**: the load or publish would have removed more than ``guard.max_drop_share``
+  of a feed or source domain; nothing was committed, the previous feed stayed, and the run that
+  followed (the source fixed, or the real change confirmed) completed it;
 * **refused (JSON 4xx/503)**: the feed service answered the request with its JSON error.
 
 An order is *lost* when the ground truth counts it but the order state does not hold it as a
@@ -21,6 +24,7 @@ the ground truth; a quarantined order is accounted for, not lost.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +36,7 @@ from fastapi.testclient import TestClient
 
 from include.config import DEFAULT_CONFIG_PATH, ConfigError, check_tokens, load_config
 from include.feed_service import create_app
+from include.guard import MassChangeError
 from include.pipeline import (
     extract_differentbreed,
     extract_giftpro,
@@ -110,16 +115,17 @@ def make_stack(tmp_path_factory, monkeypatch):
         server.stop()
 
 
-def run(stack: Stack, end: datetime, config=None) -> dict:
+def run(stack: Stack, end: datetime, config=None, rebuild: bool = False, confirm: bool = False) -> dict:
     """One run of the DAG's steps for the hour ending at `end`, as the tasks call them."""
     config = config or stack.config
-    window = resolve_window({"start": (end - timedelta(hours=1)).isoformat(), "end": end.isoformat()}, None, None, None)
+    params = {"start": (end - timedelta(hours=1)).isoformat(), "end": end.isoformat(), "rebuild": rebuild}
+    window = resolve_window(params, None, None, None)
     extracts = [extract_giftpro(s, config, stack.staging) for s in plan_giftpro(config, stack.wh, window)]
     extracts += [
         extract_differentbreed(s, config, stack.staging) for s in plan_differentbreed(config, stack.wh, window)
     ]
-    loaded = load_extracts(stack.wh, extracts, f"run-{end:%H}", False, stack.staging)
-    publish(stack.wh, config, f"run-{end:%H}", False)
+    loaded = load_extracts(stack.wh, extracts, f"run-{end:%H}", rebuild, stack.staging, config, confirm)
+    publish(stack.wh, config, f"run-{end:%H}", rebuild, confirm)
     stack.stats = {
         "retries": sum(e.stats.retries for e in extracts),
         "quarantined": loaded.quarantined,
@@ -272,6 +278,13 @@ CONFIG_FAULTS = [
 ]
 
 
+def guarded(stack: Stack, change=lambda d: None) -> Path:
+    """The stack's configuration with the guard on for feeds and domains of its (small) size."""
+    return bad_config(lambda d: (d.update(guard={"max_drop_share": 0.1, "min_customers_for_guard": 5}), change(d)))(
+        stack
+    )
+
+
 def _outcome(stats: dict, before: dict, strict: bool) -> str:
     if stats["retries"]:
         return "retried"
@@ -280,7 +293,7 @@ def _outcome(stats: dict, before: dict, strict: bool) -> str:
     return "read strictly" if strict else "completed"
 
 
-def test_fault_matrix(make_stack, capsys):
+def test_fault_matrix(make_stack, capsys, monkeypatch):
     rows = []
 
     def record(fault: str, outcome: str, stack: Stack):
@@ -306,6 +319,62 @@ def test_fault_matrix(make_stack, capsys):
     stack.gp.faults.clear()
     run(stack, SECOND_END)
     record("GiftPro 503 on every attempt (outage)", "failed loudly; next run complete", stack)
+
+    # Different Breed answering 404 everywhere (a wrong base path): no customer is taken for
+    # deleted; the extract retries, then fails; the next run with the right URL completes.
+    stack = make_stack()
+    new_orders(stack)
+    before = served(stack)
+    right = json.loads(os.environ["AIRFLOW_CONN_DIFFERENTBREED_DEFAULT"])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DIFFERENTBREED_DEFAULT", json.dumps({**right, "host": right["host"].replace("v1", "v2")})
+    )
+    with pytest.raises(SourceHttpError, match="not the API's own answer"):
+        run(stack, SECOND_END)
+    assert served(stack) == before
+    monkeypatch.setenv("AIRFLOW_CONN_DIFFERENTBREED_DEFAULT", json.dumps(right))
+    run(stack, SECOND_END)
+    record("Different Breed 404 everywhere (wrong base path)", "failed loudly (retried); nothing deleted", stack)
+
+    # A real mass deletion at the source: stopped until confirmed.
+    stack = make_stack()
+    before = served(stack)
+    for cust_id in sorted(stack.db.customers)[:6]:
+        stack.db.delete_customer(cust_id)
+    with pytest.raises(MassChangeError, match="customers deleted at the source"):
+        run(stack, SECOND_END, config=load_config(guarded(stack)))
+    assert served(stack) == before
+    run(stack, SECOND_END, config=load_config(guarded(stack)), confirm=True)
+    record("Different Breed deletes 6 of 15 customers", "stopped by the guard; confirmed run complete", stack)
+
+    # A rebuild whose GiftPro source comes back empty (another account's key, a wrong domain):
+    # it must not wipe the feed. Either the load's guard stops it, or (when the history probe
+    # finds nothing to slice) no GiftPro domain is replaced at all; the next rebuild completes.
+    stack = make_stack()
+    before, orders = served(stack), dict(stack.gp.orders)
+    with stack.gp.lock:
+        stack.gp.orders.clear()
+    try:
+        run(stack, SECOND_END, config=load_config(guarded(stack)), rebuild=True)
+        outcome = "nothing replaced"
+    except MassChangeError as exc:
+        assert "rebuild of giftpro domain" in str(exc)
+        outcome = "stopped by the guard"
+    assert served(stack) == before
+    with stack.gp.lock:
+        stack.gp.orders.update(orders)
+    run(stack, SECOND_END, config=load_config(guarded(stack)), rebuild=True)
+    record("GiftPro rebuild with an empty source", f"{outcome}; next rebuild complete", stack)
+
+    # Wrong domainIDs in the configuration: the feed would lose its GiftPro customers.
+    stack = make_stack()
+    before = served(stack)
+    wrong = guarded(stack, lambda d: d["feeds"][0]["sources"].update(giftpro_domains=[5521, 5522, 5523]))
+    with pytest.raises(MassChangeError, match="feed 'ampress'"):
+        run(stack, SECOND_END, config=load_config(wrong))
+    assert served(stack) == before
+    run(stack, SECOND_END, config=load_config(guarded(stack)))
+    record("config: wrong GiftPro domainIDs", "stopped by the guard; next run (fixed) complete", stack)
 
     for fault, make_bad in CONFIG_FAULTS:
         stack = make_stack()

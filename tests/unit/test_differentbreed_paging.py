@@ -37,7 +37,7 @@ def api(customers: dict[str, dict | None], orders: dict[str, list[dict]], total_
     def handle(sent):
         who = sent.headers.get("customer")
         if customers.get(who) is None:
-            return Reply(404, {"error": "not_found"})
+            return Reply(404, {"error": "customer_not_found", "message": "customer not found"})
         if sent.path.endswith("/customer"):
             return Reply(200, {"payload": customers[who]})
         assert sent.path.endswith("/orders"), sent.path

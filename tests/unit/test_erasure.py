@@ -38,7 +38,8 @@ def order(n, email):
     }
 
 
-def test_erasure_reaches_every_layer(warehouse, tmp_path):
+def test_erasure_reaches_every_layer(warehouse, tmp_path, monkeypatch):
+    monkeypatch.setenv("CUSTOMER_FEED_ERASURE_KEY", "test-erasure-key")
     config = load_config()
     root = f"file://{tmp_path}"
     orders = pa.Table.from_pylist(

@@ -110,7 +110,22 @@ def test_other_4xx_fail_at_once_with_the_sources_reasons(source):
     assert len(transport.sent) == 1 and source.sleeps == []
 
 
-def test_an_accepted_status_is_returned_without_a_body(source):
-    wire(source, lambda sent: Reply(404, {"error": "not found"}))
-    assert source.get_json("/customer", accept=(404,)) == (404, None)
+NOT_FOUND = {404: lambda body: isinstance(body, dict) and body.get("error") == "customer_not_found"}
+
+
+def test_an_accepted_status_is_returned_with_the_body_it_must_have(source):
+    wire(source, lambda sent: Reply(404, {"error": "customer_not_found"}))
+    assert source.get_json("/customer", accept=NOT_FOUND) == (404, {"error": "customer_not_found"})
     assert source.sleeps == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(404, text="<html><h1>404 Not Found</h1></html>"), Reply(404, text=""), Reply(404, {"detail": "Not Found"})],
+)
+def test_an_accepted_status_without_that_body_is_a_fault_retried_then_failed(source, reply):
+    """An HTML page, an empty body, a router's answer: not the API's, so never taken for it."""
+    wire(source, lambda sent: reply)
+    with pytest.raises(SourceHttpError, match="gave up after 4 attempts.*not the API's own answer"):
+        source.get_json("/customer", accept=NOT_FOUND)
+    assert len(source.sleeps) == 3
