@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from include.config import load_config
 from include.pipeline import extract_giftpro, load_extracts, plan_giftpro, publish, resolve_window
+from include.schema import FEED_CUSTOMER_KEYS
 from include.warehouse import Warehouse
 from include.warehouse.feed_reads import feed_page
 from sandbox.compare import COMPARED, feed_differences
@@ -170,25 +171,7 @@ def test_incremental_runs_equal_a_rebuild_and_the_ground_truth(
         served = []
         rows, _ = feed_page(wh, feed.name, 1, 1000)
         for r in rows:
-            served.append(
-                dict(
-                    zip(
-                        (
-                            "id",
-                            "email",
-                            "first_name",
-                            "last_name",
-                            "orders_count",
-                            "total_spent",
-                            "currency",
-                            "phone",
-                            "registered_at",
-                            "gender",
-                        ),
-                        (*r[:5], r[5] / 100, *r[6:]),
-                    )
-                )
-            )
+            served.append(dict(zip(FEED_CUSTOMER_KEYS, (*r[:5], r[5] / 100, *r[6:]))))
         assert feed_differences(served, truth, CONFIG, feed.name) == []
 
 
