@@ -3,7 +3,8 @@ integer minor units):
 
 ``order_state``    the latest version of every order, keyed by (source, domain, order_id)
 ``source_customers`` the latest profile of every source customer (Different Breed), by cust_id
-``dirty_emails``   emails whose orders changed since the last publish (the publish work list)
+``dirty_emails``   emails whose orders changed since the last publish (the publish work list);
+                   the mark :data:`EVERY_EMAIL` stands for all of them (a load into an empty state)
 ``sync_state``     one watermark per source x domain: everything changed before it is loaded
 ``customer_ids``   the stable id of every (feed, email) ever seen; rows are never deleted
 ``customers``      the published feed rows (consenting customers only), with ``pos``
@@ -22,6 +23,8 @@ after them (a few thousand small rows for millions of customers).
 """
 
 from __future__ import annotations
+
+import os
 
 from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS
 from include.warehouse.dialects import Dialect
@@ -52,6 +55,22 @@ _COLUMN_TYPES = {
     "marketing_opt_in": "SMALLINT",
 }
 
+
+#: In ``dirty_emails``: every email is to be recomputed (never a normalised address).
+EVERY_EMAIL = "*"
+#: A work list longer than this is published in full (the same rules over everything, in bounded
+#: memory) rather than email by email: after a first load, say, every email is on it.
+FULL_ABOVE = int(os.environ.get("CUSTOMER_FEED_FULL_PUBLISH_ABOVE", "200000"))
+
+# Keys a bulk append into an empty table drops and builds again by one sort, where the dialect
+# can (PostgreSQL; SQLite cannot drop a table's keys): name -> (kind, columns).
+KEYS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "order_state": {"order_state_pkey": ("PRIMARY KEY", ("source", "domain", "order_id"))},
+    "customer_ids": {
+        "customer_ids_pkey": ("PRIMARY KEY", ("feed", "email_norm")),
+        "customer_ids_feed_id_key": ("UNIQUE", ("feed", "id")),
+    },
+}
 
 # Secondary indexes, by table. Writers read them too: an upsert that assigns none of these
 # columns leaves every index untouched (see :func:`indexed_columns`).

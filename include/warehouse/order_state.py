@@ -12,6 +12,8 @@ list, so a crash between load and publish loses nothing: the next publish comple
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,9 +22,10 @@ import pyarrow.compute as pc
 
 from include.config import GuardSettings
 from include.guard import check_drop
-from include.schema import ORDER_COLUMNS, PROFILE_COLUMNS, PROFILE_SCHEMA
+from include.schema import ORDER_COLUMNS, ORDER_SCHEMA, PROFILE_COLUMNS, PROFILE_SCHEMA
 from include.warehouse import Cursor, Warehouse, now_epoch
-from include.warehouse.ddl import INDEXES, indexed_columns
+from include.warehouse.aggregate import connect
+from include.warehouse.ddl import EVERY_EMAIL, FULL_ABOVE, INDEXES, KEYS, indexed_columns
 from include.warehouse.suppression import read_suppression
 
 _KEY = ("source", "domain", "order_id")
@@ -91,9 +94,10 @@ def load_orders(
     from scratch). `deleted` lists (source, domain, customer_ref) of customers the source has
     deleted: their profile and every order of theirs go, and their customers are recomputed.
 
-    A load into an empty order state (a first load, or a rebuild of every domain) drops the
-    secondary indexes and builds them again at the end: one sort per index instead of millions
-    of inserts at random places, which is what made a large load slow down as it grew.
+    A load into an empty order state (a first load, or a rebuild of every domain) takes the bulk
+    path of :func:`_load_into_empty`: rows sorted once in DuckDB, appended in key order, indexes
+    built once at the end, instead of millions of inserts at random places (what made a large
+    load slow down as it grew).
 
     Records of erased people (the suppression list) are dropped as they stream past and counted
     as ``suppressed``. The mass-change guard (:mod:`include.guard`) stops the load before anything
@@ -120,22 +124,24 @@ def load_orders(
                     (source, domain),
                 )
                 cur.execute(f"DELETE FROM {table} WHERE source = ? AND domain = ?", (source, domain))
-        bulk = _empty(cur, "order_state")
-        if bulk:
-            _drop_indexes(cur, "order_state")
-        # Versions of one order in different parts resolve by the same rule whichever part comes
-        # first, so merging part by part equals merging them all at once.
-        merge = _merge_into_empty if bulk else _merge
-        for part in parts:
-            if suppression:
-                kept = part.filter(pc.invert(suppression.hits(part["email_norm"])))
-                suppressed += part.num_rows - kept.num_rows
-                part = kept
-            orders_in += part.num_rows
-            changed += merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(part)))
-        if bulk:
-            _create_indexes(cur, "order_state")
-            cur.analyze("order_state")
+
+        def unsuppressed(parts):
+            nonlocal orders_in, suppressed
+            for part in parts:
+                if suppression:
+                    kept = part.filter(pc.invert(suppression.hits(part["email_norm"])))
+                    suppressed += part.num_rows - kept.num_rows
+                    part = kept
+                orders_in += part.num_rows
+                yield part
+
+        if _empty(cur, "order_state"):
+            changed = _load_into_empty(cur, unsuppressed(parts))
+        else:
+            # Versions of one order in different parts resolve by the same rule whichever part
+            # comes first, so merging part by part equals merging them all at once.
+            for part in unsuppressed(parts):
+                changed += _merge(cur, "order_state", _KEY, ORDER_COLUMNS, to_warehouse_rows(latest_versions(part)))
         changed_profiles = _merge(
             cur,
             "source_customers",
@@ -186,26 +192,60 @@ def _create_indexes(cur: Cursor, table: str) -> None:
         cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
 
 
-def _merge_into_empty(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], rows: pa.Table) -> int:
-    """The merge of a load that started on an empty table (and without its secondary indexes):
-    every row there came from this load, so its emails are dirty already and no old version needs
-    looking up; one upsert that keeps the later version replaces the join through ``winners``."""
-    if rows.num_rows == 0:
-        return 0
-    cur.temp_table("incoming", like=table)
-    cur.bulk_insert("incoming", columns, rows)
-    cur.execute(
-        "INSERT INTO dirty_emails (email_norm) SELECT DISTINCT email_norm FROM incoming WHERE true"
-        " ON CONFLICT DO NOTHING"
-    )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    cur.execute(
-        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM incoming"
-        f" WHERE true ORDER BY {', '.join(key)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        f" WHERE excluded.changed_at > {table}.changed_at"
-        f" OR (excluded.changed_at = {table}.changed_at AND excluded.version_hash > {table}.version_hash)"
-    )
-    return max(cur.rowcount, 0)
+#: DuckDB's memory limit while a load into an empty order state sorts its rows (it spills to
+#: a scratch directory beyond it).
+LOAD_MEMORY = os.environ.get("CUSTOMER_FEED_LOAD_MEMORY", "1GB")
+_BATCH_ROWS = 131_072
+_LATEST = (
+    f"SELECT {', '.join(ORDER_COLUMNS)} FROM incoming"
+    f" QUALIFY row_number() OVER (PARTITION BY {', '.join(_KEY)} ORDER BY changed_at DESC, version_hash DESC) = 1"
+    f" ORDER BY {', '.join(_KEY)}"
+)
+
+
+def _load_into_empty(cur: Cursor, parts: Iterable[pa.Table]) -> int:
+    """A first load, or a rebuild of every domain: nothing stored can be older than what comes,
+    so no row needs looking up. The parts stream into a DuckDB scratch database (on disk, under
+    a memory limit), which keeps each order's latest version by the order-state rule and hands
+    them over in key order; they are appended to the order state without its indexes (the
+    primary key too, where the dialect can add it back), which are then built once by sorting.
+    Every email loaded goes on the work list. Memory holds one part and DuckDB's limit, whatever
+    the size of the history."""
+    with tempfile.TemporaryDirectory(prefix="customer-feed-load-") as scratch:
+        con = connect(memory_limit=LOAD_MEMORY, temp_directory=scratch, database=f"{scratch}/load.duckdb")
+        try:
+            con.register("part", to_warehouse_rows(ORDER_SCHEMA.empty_table()))
+            con.execute("CREATE TABLE incoming AS SELECT * FROM part")
+            for part in parts:
+                con.register("part", to_warehouse_rows(part.select(ORDER_COLUMNS)))
+                con.execute("INSERT INTO incoming SELECT * FROM part")
+            con.unregister("part")
+            if not con.execute("SELECT count(*) FROM incoming").fetchone()[0]:
+                return 0
+            _drop_indexes(cur, "order_state")
+            cur.dialect.drop_keys(cur.raw, "order_state", KEYS["order_state"])
+            written = cur.dialect.bulk_append(
+                cur.raw, "order_state", ORDER_COLUMNS, con.execute(_LATEST).fetch_record_batch(_BATCH_ROWS), scratch
+            )
+            cur.dialect.add_keys(cur.raw, "order_state", KEYS["order_state"])
+            _create_indexes(cur, "order_state")
+            cur.analyze("order_state")
+            # Every email of the state is new. Past the size a publish takes in full anyway, one
+            # mark stands for them all instead of millions of rows on the work list.
+            emails = con.execute("SELECT count(DISTINCT email_norm) FROM incoming").fetchone()[0]
+            if emails > FULL_ABOVE:
+                cur.execute("INSERT INTO dirty_emails (email_norm) VALUES (?) ON CONFLICT DO NOTHING", (EVERY_EMAIL,))
+            else:
+                cur.temp_table("loaded_emails", columns="email_norm TEXT")
+                batches = con.execute("SELECT DISTINCT email_norm FROM incoming").fetch_record_batch(_BATCH_ROWS)
+                cur.dialect.bulk_append(cur.raw, "loaded_emails", ["email_norm"], batches, scratch)
+                cur.execute(
+                    "INSERT INTO dirty_emails (email_norm) SELECT email_norm FROM loaded_emails WHERE true"
+                    " ON CONFLICT DO NOTHING"
+                )
+            return written
+        finally:
+            con.close()
 
 
 def _merge(cur: Cursor, table: str, key: tuple[str, ...], columns: list[str], rows: pa.Table) -> int:

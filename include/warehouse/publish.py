@@ -39,7 +39,16 @@ from include.warehouse.aggregate import (
     connect,
     register_config,
 )
-from include.warehouse.ddl import BLOCK, CUSTOMER_COLUMNS, INDEXES, customers_table, indexed_columns
+from include.warehouse.ddl import (
+    BLOCK,
+    CUSTOMER_COLUMNS,
+    EVERY_EMAIL,
+    FULL_ABOVE,
+    INDEXES,
+    KEYS,
+    customers_table,
+    indexed_columns,
+)
 
 _ORDER_FIELDS = ", ".join(ORDER_FIELDS)
 _PROFILE_FIELDS = ", ".join(PROFILE_FIELDS)
@@ -47,9 +56,6 @@ _PROFILE_FIELDS = ", ".join(PROFILE_FIELDS)
 #: DuckDB's memory limit during a full rebuild (it spills to a scratch directory beyond it). The
 #: rules over 3M orders took 54 s under 1GB (spilling), 22 s under 3GB, which they used 1.3GB of.
 REBUILD_MEMORY = os.environ.get("CUSTOMER_FEED_REBUILD_MEMORY", "2GB")
-#: An incremental publish with more emails to recompute than this runs in full instead (the same
-#: rules over everything, in bounded memory): after a first load, say, every email is dirty.
-FULL_ABOVE = int(os.environ.get("CUSTOMER_FEED_FULL_PUBLISH_ABOVE", "200000"))
 #: Rows per batch on the way into and out of DuckDB.
 BATCH_ROWS = 131_072
 
@@ -75,7 +81,7 @@ def publish_customers(
     started = time.perf_counter()
     with wh.transaction() as cur:
         before = _feed_sizes(cur)
-        full = full or _config_changed(cur, config) or (emails is None and _pending(cur) > FULL_ABOVE)
+        full = full or _config_changed(cur, config) or (emails is None and _everyone_pending(cur))
         if full:
             recomputed, timings = _publish_full(cur, wh, config, run_id)
         else:
@@ -117,7 +123,9 @@ def _publish_incremental(cur: Cursor, config: FeedConfig, run_id: str, emails: l
             "INSERT INTO work (email_norm) VALUES (?) ON CONFLICT DO NOTHING", [(e,) for e in sorted(set(emails))]
         )
     else:
-        cur.execute("INSERT INTO work (email_norm) SELECT email_norm FROM dirty_emails")
+        cur.execute(
+            "INSERT INTO work (email_norm) SELECT email_norm FROM dirty_emails WHERE email_norm <> ?", (EVERY_EMAIL,)
+        )
     cur.analyze("work")
     cur.execute("SELECT COUNT(*) FROM work")
     recomputed = cur.fetchone()[0]
@@ -227,17 +235,25 @@ def _publish_full(cur: Cursor, wh: Warehouse, config: FeedConfig, run_id: str) -
             timings["ids"] = time.perf_counter() - clock
             clock = time.perf_counter()
 
-            _stream(cur, con, "SELECT feed, email_norm, id FROM new_ids ORDER BY feed, id", "customer_ids")
+            new_ids = "SELECT feed, email_norm, id FROM new_ids ORDER BY feed, id"
+            # A first publish gives everyone an id: keys built after the rows, by one sort each.
+            first = not con.execute("SELECT count(*) FROM ids").fetchone()[0]
+            if first:
+                cur.dialect.drop_keys(cur.raw, "customer_ids", KEYS["customer_ids"])
+            _stream(cur, con, new_ids, "customer_ids", ["feed", "email_norm", "id"], scratch)
+            if first:
+                cur.dialect.add_keys(cur.raw, "customer_ids", KEYS["customer_ids"])
             timings["write_ids"] = time.perf_counter() - clock
             customers_started = time.perf_counter()
             cur.execute("DROP TABLE IF EXISTS customers_next")
             cur.execute(customers_table(cur.dialect, "customers_next", primary_key=cur.dialect.key_before_rows))
-            written = _stream(cur, con, _PUBLISHED_ROWS, "customers_next", CUSTOMER_COLUMNS)
+            written = _stream(cur, con, _PUBLISHED_ROWS, "customers_next", CUSTOMER_COLUMNS, scratch)
             cur.dialect.swap_table(cur.raw, "customers", "customers_next", INDEXES["customers"])
             timings["write_customers"] = time.perf_counter() - customers_started
             cur.execute("DELETE FROM feed_blocks")
             cur.execute("DELETE FROM feed_meta")
-            _stream(cur, con, _BLOCK_ROWS, "feed_blocks")
+            blocks = ["feed", "block", "n", "orders", "spent_minor", "cum_before"]
+            _stream(cur, con, _BLOCK_ROWS, "feed_blocks", blocks, scratch)
             timings["write"] = time.perf_counter() - clock
             timings["customers_written"] = written
         finally:
@@ -248,15 +264,10 @@ def _publish_full(cur: Cursor, wh: Warehouse, config: FeedConfig, run_id: str) -
     return recomputed, {k: round(v, 3) if isinstance(v, float) else v for k, v in timings.items()}
 
 
-def _stream(cur: Cursor, con, query: str, table: str, columns: list[str] | None = None) -> int:
-    """The rows of a DuckDB query into a warehouse table, batch by batch; returns the row count."""
-    reader = con.execute(query).fetch_record_batch(BATCH_ROWS)
-    written = 0
-    for batch in reader:
-        data = pa.Table.from_batches([batch])
-        cur.bulk_insert(table, columns or data.column_names, data)
-        written += batch.num_rows
-    return written
+def _stream(cur: Cursor, con, query: str, table: str, columns: list[str], scratch: str) -> int:
+    """The rows of a DuckDB query into a warehouse table, batch by batch, by the dialect's bulk
+    path; returns the row count."""
+    return cur.dialect.bulk_append(cur.raw, table, columns, con.execute(query).fetch_record_batch(BATCH_ROWS), scratch)
 
 
 def _frame(cur: Cursor, statement: str, params=()) -> pd.DataFrame:
@@ -265,9 +276,13 @@ def _frame(cur: Cursor, statement: str, params=()) -> pd.DataFrame:
     return pd.DataFrame.from_records(cur.fetchall(), columns=names)
 
 
-def _pending(cur: Cursor) -> int:
+def _everyone_pending(cur: Cursor) -> bool:
+    """Whether the work list marks every email, or holds more than an incremental run is for."""
+    cur.execute("SELECT 1 FROM dirty_emails WHERE email_norm = ?", (EVERY_EMAIL,))
+    if cur.fetchone():
+        return True
     cur.execute("SELECT COUNT(*) FROM dirty_emails")
-    return int(cur.fetchone()[0])
+    return int(cur.fetchone()[0]) > FULL_ABOVE
 
 
 def _config_changed(cur: Cursor, config: FeedConfig) -> bool:
