@@ -9,8 +9,10 @@ import itertools
 import os
 import queue
 import sqlite3
+import subprocess
+import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -80,28 +82,15 @@ class Dialect:
     def executemany(self, cur, statement: str, rows: Iterable[Sequence]) -> None:
         cur.executemany(statement, rows)
 
-    @contextlib.contextmanager
-    def arrow_reader(self, statement: str, batch_rows: int = 131_072) -> Iterator[pa.RecordBatchReader]:
-        """Stream a query's committed rows as Arrow batches through ADBC, on a connection of its
-        own: rows go from the database into Arrow without a Python object per row.
+    def arrow_reader(self, statement: str, batch_rows: int = 131_072) -> contextlib.AbstractContextManager:
+        """A context manager yielding a query's committed rows as a stream of Arrow batches
+        (a ``pa.RecordBatchReader``), read through ADBC on a connection of its own: rows go from
+        the database into Arrow without a Python object per row.
 
         SQLite's ADBC driver infers a column's type from the first batch and fails on a later
         batch that disagrees (a text column that starts with NULLs), so on SQLite every nullable
         text column must be selected through ``COALESCE(column, '')``.
         """
-        conn = self._adbc_connect()
-        try:
-            cur = conn.cursor()
-            try:
-                self._adbc_options(cur, batch_rows)
-                cur.execute(statement)
-                yield cur.fetch_record_batch()
-            finally:
-                cur.close()
-        finally:
-            conn.close()
-
-    def _adbc_connect(self):
         raise NotImplementedError
 
     def swap_table(self, cur, table: str, staged: str, indexes: dict[str, tuple[str, ...]]) -> None:
@@ -111,9 +100,6 @@ class Dialect:
         cur.execute(f"ALTER TABLE {staged} RENAME TO {table}")
         for name, columns in indexes.items():
             cur.execute(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
-
-    def _adbc_options(self, cur, batch_rows: int) -> None:
-        """Driver options for a streamed read."""
 
 
 class SQLiteDialect(Dialect):
@@ -186,17 +172,27 @@ class SQLiteDialect(Dialect):
         cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {alias}.rows")
         return max(cur.rowcount, 0)
 
-    def _adbc_connect(self):
-        import adbc_driver_sqlite.dbapi
-
-        conn = adbc_driver_sqlite.dbapi.connect(self.path)
-        cur = conn.cursor()
-        cur.execute("PRAGMA busy_timeout=60000")
-        cur.close()
-        return conn
-
-    def _adbc_options(self, cur, batch_rows):
-        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
+    @contextlib.contextmanager
+    def arrow_reader(self, statement, batch_rows=131_072):
+        # ADBC reads the file in a child process (include/warehouse/arrow_export.py says why)
+        # and streams the batches back as Arrow IPC: still no Python object per row.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        command = [sys.executable, "-m", "include.warehouse.arrow_export", self.path, str(batch_rows), statement]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            try:
+                reader = pa.ipc.open_stream(child.stdout)
+            except pa.ArrowInvalid:
+                reader = None  # the child failed before it wrote anything
+            if reader is not None:
+                yield reader
+        finally:
+            child.stdout.close()  # a reader that stops early ends the child (a broken pipe)
+            error = child.stderr.read().decode(errors="replace")
+            child.stderr.close()
+            child.wait()
+        if child.returncode or reader is None:
+            raise RuntimeError(f"reading the SQLite warehouse into Arrow failed: {error.strip()[-2000:]}")
 
     def temp_table(self, cur, name, like=None, columns=None):
         cur.execute(f"DROP TABLE IF EXISTS temp.{name}")
@@ -265,10 +261,20 @@ class PostgresDialect(Dialect):
         else:
             cur.execute(f"CREATE TEMP TABLE {name} ({columns}) ON COMMIT DROP")
 
-    def _adbc_connect(self):
+    @contextlib.contextmanager
+    def arrow_reader(self, statement, batch_rows=131_072):
         import adbc_driver_postgresql.dbapi
 
-        return adbc_driver_postgresql.dbapi.connect(self.url)
+        conn = adbc_driver_postgresql.dbapi.connect(self.url)
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(statement)
+                yield cur.fetch_record_batch()
+            finally:
+                cur.close()
+        finally:
+            conn.close()
 
     def swap_table(self, cur, table, staged, indexes):
         # Everything slow happens before the old table is locked: the primary key and indexes are

@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
+import include.warehouse.order_state as order_state
 from include.schema import ORDER_SCHEMA
-from include.warehouse.ddl import INDEXES
+from include.warehouse.ddl import EVERY_EMAIL, INDEXES, KEYS
 from include.warehouse.dialects import SQLiteDialect
 from include.warehouse.order_state import load_orders
+from include.warehouse.publish import publish_customers
+from tests.unit.test_publish import _feed, make_config
 
 T0 = int(datetime(2026, 5, 1, tzinfo=UTC).timestamp())
 
@@ -119,6 +122,18 @@ def test_same_result_as_one_table_into_a_state_that_is_not_empty(warehouse, tmp_
     fresh.close()
 
 
+def key_names(wh, table) -> set[str]:
+    """The keys a bulk append may drop and build again, as the database holds them now."""
+    with wh.reader() as cur:
+        if isinstance(wh.dialect, SQLiteDialect):
+            # SQLite cannot drop a table's keys: they are in its definition, always.
+            cur.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+            definition = cur.fetchone()[0]
+            return {name for name, (kind, _) in KEYS[table].items() if kind in definition}
+        cur.execute("SELECT constraint_name FROM information_schema.table_constraints WHERE table_name = ?", (table,))
+        return {r[0] for r in cur.fetchall()}
+
+
 def test_a_failed_part_leaves_the_state_and_its_indexes_as_they_were(warehouse):
     def failing():
         yield from parts()[:2]
@@ -129,3 +144,70 @@ def test_a_failed_part_leaves_the_state_and_its_indexes_as_they_were(warehouse):
     assert state(warehouse) == {}
     assert dirty(warehouse) == set()
     assert set(INDEXES["order_state"]) <= index_names(warehouse)
+    assert set(KEYS["order_state"]) <= key_names(warehouse, "order_state")
+
+
+def test_a_failed_bulk_append_rolls_back_whole(warehouse, tmp_path):
+    """The rows stream into the warehouse while they are read: a batch that fails midway (after
+    others went) leaves the table as it was, and the error is the caller's."""
+    rows = order_state.to_warehouse_rows(parts()[0])
+
+    def batches():
+        yield from rows.to_batches()
+        raise RuntimeError("scratch disk full")
+
+    reader = pa.RecordBatchReader.from_batches(rows.schema, batches())
+    with pytest.raises(Exception, match="disk full"):  # ADBC wraps it in its own error
+        with warehouse.transaction() as cur:
+            cur.dialect.bulk_append(cur.raw, "order_state", rows.column_names, reader, str(tmp_path))
+    assert state(warehouse) == {}
+
+
+def test_keys_are_built_again_after_the_rows(warehouse):
+    load_orders(warehouse, iter(parts()), [], "first")
+    assert set(KEYS["order_state"]) <= key_names(warehouse, "order_state")
+    # A duplicate key now fails as it would have before the bulk load.
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with warehouse.transaction() as cur:
+            cur.execute("INSERT INTO order_state SELECT * FROM order_state WHERE order_id = '1'")
+    publish_customers(warehouse, make_config(_feed("a", giftpro=["3521"])), "first", full=True)
+    assert set(KEYS["customer_ids"]) <= key_names(warehouse, "customer_ids")
+    with warehouse.reader() as cur:
+        cur.execute("SELECT feed, email_norm, id FROM customer_ids ORDER BY id")
+        assert [r[2] for r in cur.fetchall()] == [1, 2, 3]
+
+
+def test_a_load_past_the_full_publish_size_marks_every_email(warehouse, monkeypatch):
+    """Past the size a publish takes in full anyway, one mark stands for every email; the next
+    publish is then a full one, recomputes everyone and clears it."""
+    monkeypatch.setattr(order_state, "FULL_ABOVE", 2)
+    load_orders(warehouse, iter(parts()), [], "first")
+    assert dirty(warehouse) == {EVERY_EMAIL}
+    summary = publish_customers(warehouse, make_config(_feed("a", giftpro=["3521"])), "first")
+    assert summary["full"] is True
+    assert summary["feeds"]["a"]["customers"] == 3
+    assert dirty(warehouse) == set()
+
+
+def test_a_rebuild_on_sqlite_leaves_the_file_whole_for_the_next_connection(sqlite_warehouse):
+    """The rebuild reads SQLite through ADBC, whose own copy of the SQLite library must never
+    open the warehouse file in this process: its close took the writer's locks away and deleted
+    the WAL the writer was using, and the next connection met 'disk I/O error'."""
+    load_orders(sqlite_warehouse, iter(parts()), [], "first")
+    with pytest.raises(Exception, match="UNIQUE"):  # a failed write leaves a WAL behind
+        with sqlite_warehouse.transaction() as cur:
+            cur.execute("INSERT INTO order_state SELECT * FROM order_state WHERE order_id = '1'")
+    publish_customers(sqlite_warehouse, make_config(_feed("a", giftpro=["3521"])), "first", full=True)
+    with sqlite_warehouse.reader() as cur:
+        cur.execute("PRAGMA integrity_check")
+        assert cur.fetchall() == [("ok",)]
+        cur.execute("SELECT COUNT(*) FROM customer_ids")
+        assert cur.fetchone() == (3,)
+
+
+def test_an_arrow_read_that_fails_says_why(sqlite_warehouse):
+    with pytest.raises(RuntimeError, match="no such table: nowhere"):
+        with sqlite_warehouse.dialect.arrow_reader("SELECT * FROM nowhere") as reader:
+            reader.read_all()
+    with sqlite_warehouse.dialect.arrow_reader("SELECT order_id FROM order_state") as reader:
+        assert reader.read_all().num_rows == 0
