@@ -1,5 +1,6 @@
 """Stream a query's rows from a SQLite warehouse file to stdout as an Arrow IPC stream, through
-ADBC, in a process of its own: ``python -m include.warehouse.arrow_export PATH BATCH_ROWS SQL``.
+ADBC, in a process of its own: ``python include/warehouse/arrow_export.py PATH BATCH_ROWS SQL`` (by its
+path: the child imports pyarrow and the driver only, not the package).
 
 Why a process: ADBC's SQLite driver carries its own copy of the SQLite library. Two copies in one
 process that open the same database file corrupt it (https://sqlite.org/howtocorrupt.html,

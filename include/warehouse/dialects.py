@@ -175,10 +175,11 @@ class SQLiteDialect(Dialect):
     @contextlib.contextmanager
     def arrow_reader(self, statement, batch_rows=131_072):
         # ADBC reads the file in a child process (include/warehouse/arrow_export.py says why)
-        # and streams the batches back as Arrow IPC: still no Python object per row.
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        command = [sys.executable, "-m", "include.warehouse.arrow_export", self.path, str(batch_rows), statement]
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        # and streams the batches back as Arrow IPC: still no Python object per row. The script
+        # runs by its path, so the child imports pyarrow and the driver, not this package.
+        script = str(Path(__file__).with_name("arrow_export.py"))
+        command = [sys.executable, script, self.path, str(batch_rows), statement]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             try:
                 reader = pa.ipc.open_stream(child.stdout)

@@ -20,6 +20,7 @@ Both paths run the one definition of the rules in :mod:`include.warehouse.aggreg
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -56,6 +57,11 @@ _PROFILE_FIELDS = ", ".join(PROFILE_FIELDS)
 #: DuckDB's memory limit during a full rebuild (it spills to a scratch directory beyond it). The
 #: rules over 3M orders took 54 s under 1GB (spilling), 22 s under 3GB, which they used 1.3GB of.
 REBUILD_MEMORY = os.environ.get("CUSTOMER_FEED_REBUILD_MEMORY", "2GB")
+#: Orders per partition of the rebuild's rules (see :func:`_run_rules`).
+PARTITION_ORDERS = int(os.environ.get("CUSTOMER_FEED_REBUILD_PARTITION_ORDERS", "2000000"))
+#: Up to this many orders, a rebuild reads the state through the writer's own cursor (starting
+#: the streamed readers costs more than the rows).
+SMALL_STATE = 50_000
 #: Rows per batch on the way into and out of DuckDB.
 BATCH_ROWS = 131_072
 
@@ -154,7 +160,7 @@ def _publish_incremental(cur: Cursor, config: FeedConfig, run_id: str, emails: l
 # carries no types of its own). On SQLite, ADBC types a column by its first batch, so nullable
 # text comes through COALESCE (the rules treat '' and NULL alike).
 _REBUILD_READS = {
-    "orders": (
+    "all_orders": (
         "source VARCHAR, domain VARCHAR, order_id VARCHAR, email_norm VARCHAR, created_at BIGINT,"
         " successful INTEGER, total_minor BIGINT, currency VARCHAR, first_name VARCHAR, last_name VARCHAR,"
         " phone VARCHAR, marketing_opt_in INTEGER",
@@ -162,7 +168,7 @@ _REBUILD_READS = {
         " COALESCE(first_name, '') AS first_name, COALESCE(last_name, '') AS last_name,"
         " COALESCE(phone, '') AS phone, marketing_opt_in FROM order_state",
     ),
-    "profiles": (
+    "all_profiles": (
         "source VARCHAR, domain VARCHAR, customer_ref VARCHAR, email_norm VARCHAR, first_name VARCHAR,"
         " last_name VARCHAR, registered_at BIGINT, changed_at BIGINT",
         "SELECT source, domain, customer_ref, email_norm, COALESCE(first_name, '') AS first_name,"
@@ -172,7 +178,6 @@ _REBUILD_READS = {
 }
 
 _REBUILD_SQL = [
-    f"CREATE TABLE computed AS {CUSTOMERS_SQL}",
     # New customers get the next ids of their feed, in order of registration (as incremental runs).
     """CREATE TABLE new_ids AS
        SELECT c.feed, c.email_norm,
@@ -214,23 +219,17 @@ def _publish_full(cur: Cursor, wh: Warehouse, config: FeedConfig, run_id: str) -
         try:
             # Reads come from committed rows on connections of their own; this transaction holds
             # the writers' lock, so nothing changes them until it commits.
-            for name, (columns, statement) in _REBUILD_READS.items():
-                con.execute(f"CREATE TABLE {name} ({columns})")
-                with wh.dialect.arrow_reader(statement, BATCH_ROWS) as reader:
-                    con.register("incoming", reader)
-                    con.execute(f"INSERT INTO {name} SELECT * FROM incoming")
-                    con.unregister("incoming")
+            _read_state(cur, wh, con)
             register_config(con, config)
             timings["read"] = time.perf_counter() - clock
             clock = time.perf_counter()
-            rules, *ids = _REBUILD_SQL
-            con.execute(rules)
+            timings["partitions"] = _run_rules(con)
             timings["aggregate"] = time.perf_counter() - clock
             clock = time.perf_counter()
-            for statement in ids:
+            for statement in _REBUILD_SQL:
                 con.execute(statement)
             recomputed = con.execute(
-                "SELECT count(*) FROM (SELECT email_norm FROM orders UNION SELECT email_norm FROM profiles)"
+                "SELECT count(*) FROM (SELECT email_norm FROM all_orders UNION SELECT email_norm FROM all_profiles)"
             ).fetchone()[0]
             timings["ids"] = time.perf_counter() - clock
             clock = time.perf_counter()
@@ -262,6 +261,46 @@ def _publish_full(cur: Cursor, wh: Warehouse, config: FeedConfig, run_id: str) -
     # Everyone was recomputed: nothing is left to do for an incremental run.
     cur.execute("DELETE FROM dirty_emails")
     return recomputed, {k: round(v, 3) if isinstance(v, float) else v for k, v in timings.items()}
+
+
+def _read_state(cur: Cursor, wh: Warehouse, con) -> None:
+    """The order state, profiles and ids into DuckDB tables. A small state is read through the
+    writer's own cursor; past :data:`SMALL_STATE` orders, by streamed Arrow readers, all opened
+    at once (on SQLite each is a child process, whose start-ups overlap) and read in turn."""
+    cur.execute("SELECT COUNT(*) FROM order_state")
+    small = cur.fetchone()[0] <= SMALL_STATE
+    with contextlib.ExitStack() as readers:
+        streams = {
+            name: None if small else readers.enter_context(wh.dialect.arrow_reader(statement, BATCH_ROWS))
+            for name, (_, statement) in _REBUILD_READS.items()
+        }
+        for name, (columns, statement) in _REBUILD_READS.items():
+            con.execute(f"CREATE TABLE {name} ({columns})")
+            if small:
+                cur.execute(statement)
+                rows = cur.fetchall()
+                if not rows:
+                    continue
+                names = [d[0] for d in cur.description]
+                streams[name] = pa.table([pa.array(values) for values in zip(*rows)], names=names)
+            con.register("incoming", streams[name])
+            con.execute(f"INSERT INTO {name} SELECT * FROM incoming")
+            con.unregister("incoming")
+
+
+def _run_rules(con) -> int:
+    """The rules over the whole order state, one partition of the email key space at a time
+    (every order and profile of an email falls in the same one): each partition's aggregation
+    fits in DuckDB's memory limit instead of spilling, and memory stays the same whatever the
+    size of the history. Returns the number of partitions."""
+    rows = con.execute("SELECT count(*) FROM all_orders").fetchone()[0]
+    partitions = max(1, -(-rows // PARTITION_ORDERS))
+    for k in range(partitions):
+        where = f"hash(email_norm) % {partitions} = {k}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW orders AS SELECT * FROM all_orders WHERE {where}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW profiles AS SELECT * FROM all_profiles WHERE {where}")
+        con.execute(f"{'INSERT INTO computed' if k else 'CREATE TABLE computed AS'} SELECT * FROM ({CUSTOMERS_SQL})")
+    return partitions
 
 
 def _stream(cur: Cursor, con, query: str, table: str, columns: list[str], scratch: str) -> int:

@@ -1,6 +1,7 @@
-"""A load in parts (the staged files one by one) into an empty order state: the bulk path (no
-secondary indexes while it runs, one upsert per part) keeps the same version rule as the merge,
-marks every email, builds the indexes again, and stays atomic — on SQLite and PostgreSQL."""
+"""A load in parts (the staged files one by one) into an empty order state: the bulk path (the
+latest versions kept in DuckDB, appended in key order with no index or droppable key, which are
+built after the rows) keeps the same version rule as the merge, marks every email, and stays
+atomic — on SQLite and PostgreSQL. And the rebuild's bulk reads and writes around it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 import include.warehouse.order_state as order_state
 from include.schema import ORDER_SCHEMA
+from include.warehouse import publish
 from include.warehouse.ddl import EVERY_EMAIL, INDEXES, KEYS
 from include.warehouse.dialects import SQLiteDialect
 from include.warehouse.order_state import load_orders
@@ -189,10 +191,11 @@ def test_a_load_past_the_full_publish_size_marks_every_email(warehouse, monkeypa
     assert dirty(warehouse) == set()
 
 
-def test_a_rebuild_on_sqlite_leaves_the_file_whole_for_the_next_connection(sqlite_warehouse):
+def test_a_rebuild_on_sqlite_leaves_the_file_whole_for_the_next_connection(sqlite_warehouse, monkeypatch):
     """The rebuild reads SQLite through ADBC, whose own copy of the SQLite library must never
     open the warehouse file in this process: its close took the writer's locks away and deleted
     the WAL the writer was using, and the next connection met 'disk I/O error'."""
+    monkeypatch.setattr(publish, "SMALL_STATE", 0)  # the streamed reads, whatever the size
     load_orders(sqlite_warehouse, iter(parts()), [], "first")
     with pytest.raises(Exception, match="UNIQUE"):  # a failed write leaves a WAL behind
         with sqlite_warehouse.transaction() as cur:
@@ -211,3 +214,21 @@ def test_an_arrow_read_that_fails_says_why(sqlite_warehouse):
             reader.read_all()
     with sqlite_warehouse.dialect.arrow_reader("SELECT order_id FROM order_state") as reader:
         assert reader.read_all().num_rows == 0
+
+
+def test_a_rebuild_reads_the_same_state_streamed_or_through_the_cursor(warehouse, monkeypatch):
+    """Past SMALL_STATE orders the rebuild streams the state through Arrow readers (on SQLite
+    child processes); below it, the writer's cursor reads it: the same feed either way."""
+    config = make_config(_feed("a", giftpro=["3521"]), _feed("b", giftpro=["3521"]))
+    load_orders(warehouse, iter(parts()), [], "first")
+
+    def rebuilt():
+        summary = publish_customers(warehouse, config, "rebuild", full=True)
+        with warehouse.reader() as cur:
+            cur.execute("SELECT * FROM customers ORDER BY feed, id")
+            return summary["feeds"], cur.fetchall()
+
+    through_cursor = rebuilt()
+    monkeypatch.setattr(publish, "SMALL_STATE", 0)
+    assert rebuilt() == through_cursor
+    assert len(through_cursor[1]) == 2 * 3
