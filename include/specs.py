@@ -139,6 +139,8 @@ class LoadResult(Record):
     suppressed: int = 0
     staged_rows_purged: int
     seconds: float
+    #: A load into an empty order state: the seconds of each bulk step.
+    timings: dict[str, float] = {}
 
 
 class FeedTotals(Record):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -135,8 +136,9 @@ def load_orders(
                 orders_in += part.num_rows
                 yield part
 
+        timings: dict[str, float] = {}
         if _empty(cur, "order_state"):
-            changed = _load_into_empty(cur, unsuppressed(parts))
+            changed = _load_into_empty(cur, unsuppressed(parts), timings)
         else:
             # Versions of one order in different parts resolve by the same rule whichever part
             # comes first, so merging part by part equals merging them all at once.
@@ -169,6 +171,7 @@ def load_orders(
         "profiles_changed": changed_profiles,
         "orders_deleted": removed,
         "suppressed": suppressed,
+        "timings": timings,
     }
 
 
@@ -203,14 +206,22 @@ _LATEST = (
 )
 
 
-def _load_into_empty(cur: Cursor, parts: Iterable[pa.Table]) -> int:
+def _load_into_empty(cur: Cursor, parts: Iterable[pa.Table], timings: dict) -> int:
     """A first load, or a rebuild of every domain: nothing stored can be older than what comes,
     so no row needs looking up. The parts stream into a DuckDB scratch database (on disk, under
     a memory limit), which keeps each order's latest version by the order-state rule and hands
     them over in key order; they are appended to the order state without its indexes (the
     primary key too, where the dialect can add it back), which are then built once by sorting.
     Every email loaded goes on the work list. Memory holds one part and DuckDB's limit, whatever
-    the size of the history."""
+    the size of the history. `timings` receives the seconds of each step."""
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step] = round(now - clock, 3)
+        clock = now
+
     with tempfile.TemporaryDirectory(prefix="customer-feed-load-") as scratch:
         con = connect(memory_limit=LOAD_MEMORY, temp_directory=scratch, database=f"{scratch}/load.duckdb")
         try:
@@ -220,16 +231,19 @@ def _load_into_empty(cur: Cursor, parts: Iterable[pa.Table]) -> int:
                 con.register("part", to_warehouse_rows(part.select(ORDER_COLUMNS)))
                 con.execute("INSERT INTO incoming SELECT * FROM part")
             con.unregister("part")
+            lap("staged")
             if not con.execute("SELECT count(*) FROM incoming").fetchone()[0]:
                 return 0
             _drop_indexes(cur, "order_state")
             cur.dialect.drop_keys(cur.raw, "order_state", KEYS["order_state"])
             written = cur.dialect.bulk_append(
-                cur.raw, "order_state", ORDER_COLUMNS, con.execute(_LATEST).fetch_record_batch(_BATCH_ROWS), scratch
+                cur.raw, "order_state", ORDER_COLUMNS, con.execute(_LATEST).to_arrow_reader(_BATCH_ROWS), scratch
             )
+            lap("latest_appended")
             cur.dialect.add_keys(cur.raw, "order_state", KEYS["order_state"])
             _create_indexes(cur, "order_state")
             cur.analyze("order_state")
+            lap("keys_indexes")
             # Every email of the state is new. Past the size a publish takes in full anyway, one
             # mark stands for them all instead of millions of rows on the work list.
             emails = con.execute("SELECT count(DISTINCT email_norm) FROM incoming").fetchone()[0]
@@ -237,7 +251,7 @@ def _load_into_empty(cur: Cursor, parts: Iterable[pa.Table]) -> int:
                 cur.execute("INSERT INTO dirty_emails (email_norm) VALUES (?) ON CONFLICT DO NOTHING", (EVERY_EMAIL,))
             else:
                 cur.temp_table("loaded_emails", columns="email_norm TEXT")
-                batches = con.execute("SELECT DISTINCT email_norm FROM incoming").fetch_record_batch(_BATCH_ROWS)
+                batches = con.execute("SELECT DISTINCT email_norm FROM incoming").to_arrow_reader(_BATCH_ROWS)
                 cur.dialect.bulk_append(cur.raw, "loaded_emails", ["email_norm"], batches, scratch)
                 cur.execute(
                     "INSERT INTO dirty_emails (email_norm) SELECT email_norm FROM loaded_emails WHERE true"
