@@ -9,11 +9,12 @@ two lives in :mod:`include.warehouse.dialects`. The modules of this package:
 ``ddl``         the tables and indexes, declared once
 ``handle``      :class:`Warehouse` (transactions, readers) and its :class:`Cursor`
 ``feed_reads``  the feed service's reads: totals and constant-time pages
-``order_state`` merging staged extracts; watermarks
+``order_state`` merging staged extracts (bulk when the state is empty); watermarks
 ``aggregate``   the customer rules, once: one DuckDB query from orders to customer rows
 ``publish``     the atomic publish of the customer table (incremental, or a full rebuild streamed
                 through DuckDB in bounded memory)
 ``suppression`` the keyed hashes of erased people, which every load consults
+``arrow_export`` a SQLite query into an Arrow stream, run as a child process (see its docstring)
 """
 
 from include.warehouse.dialects import WarehouseUnavailable
