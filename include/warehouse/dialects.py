@@ -131,7 +131,9 @@ class SQLiteDialect(Dialect):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
         conn.execute("PRAGMA cache_size=-131072")  # 128 MiB: keeps the indexes a publish walks in memory
-        conn.execute("PRAGMA temp_store=MEMORY")
+        # Temporary tables and the sorter's spills in files (the page cache keeps the small ones
+        # in memory anyway): in memory, building the indexes of a 10M-order load held 0.9 GiB more.
+        conn.execute("PRAGMA temp_store=FILE")
         return conn
 
     def begin(self, cur) -> None:

@@ -197,7 +197,7 @@ def _create_indexes(cur: Cursor, table: str) -> None:
 
 #: DuckDB's memory limit while a load into an empty order state sorts its rows (it spills to
 #: a scratch directory beyond it).
-LOAD_MEMORY = os.environ.get("CUSTOMER_FEED_LOAD_MEMORY", "1GB")
+LOAD_MEMORY = os.environ.get("CUSTOMER_FEED_LOAD_MEMORY", "512MB")
 _BATCH_ROWS = 131_072
 _LATEST = (
     f"SELECT {', '.join(ORDER_COLUMNS)} FROM incoming"
