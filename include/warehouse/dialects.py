@@ -230,15 +230,9 @@ class PostgresDialect(Dialect):
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('customer_feed.publish'))")
 
     def bulk_insert(self, cur, table, columns, data):
-        # COPY is an order of magnitude faster than INSERTs; CSV keeps NULL and '' apart. One COPY
-        # per slice of rows, so the CSV text of only one slice is in memory at a time.
-        statement = f"COPY {table} ({','.join(columns)}) FROM STDIN WITH (FORMAT csv)"
-        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-        for batch in data.select(list(columns)).to_batches(max_chunksize=200_000):
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, options)
-            buffer.seek(0)
-            cur.copy_expert(statement, buffer)
+        # COPY is an order of magnitude faster than INSERTs; CSV keeps NULL and '' apart. The
+        # CSV of one slice of rows at a time is in memory (see bulk_append).
+        self.bulk_append(cur, table, columns, data.select(list(columns)).to_batches(max_chunksize=200_000), None)
 
     def bulk_append(self, cur, table, columns, batches, scratch):
         # One COPY for the whole stream: a thread writes the CSV of the next batch while the
