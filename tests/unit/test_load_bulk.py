@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import include.warehouse.order_state as order_state
 from include.schema import ORDER_SCHEMA
@@ -232,3 +234,28 @@ def test_a_rebuild_reads_the_same_state_streamed_or_through_the_cursor(warehouse
     monkeypatch.setattr(publish, "SMALL_STATE", 0)
     assert rebuilt() == through_cursor
     assert len(through_cursor[1]) == 2 * 3
+
+
+@given(
+    versions=st.lists(
+        st.tuples(
+            st.sampled_from(["giftpro", "differentbreed"]), st.integers(0, 4), st.integers(0, 3), st.integers(0, 2)
+        ),
+        max_size=40,
+    ),
+    chunk=st.integers(1, 7),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_first_row_of_each_key_is_kept_across_batch_boundaries(versions, chunk):
+    rows = [
+        version(order_id, "x@example.com", T0 + changed, digest=str(digest), source=source)
+        for source, order_id, changed, digest in versions
+    ]
+    records = order_state.to_warehouse_rows(table(*rows))
+    key_order = records.sort_by(
+        [(c, "ascending") for c in order_state._KEY] + [("changed_at", "descending"), ("version_hash", "descending")]
+    )
+    reader = pa.RecordBatchReader.from_batches(key_order.schema, key_order.to_batches(max_chunksize=chunk))
+    kept = pa.Table.from_batches(list(order_state._first_per_key(reader, order_state._KEY)), key_order.schema)
+    expected = order_state.to_warehouse_rows(order_state.latest_versions(table(*rows)))
+    assert sorted(kept.to_pylist(), key=str) == sorted(expected.to_pylist(), key=str)
