@@ -8,9 +8,9 @@ emails, aggregate them, give new customers the next ids of their feed, replace t
 the work list.
 
 *Full* (a rebuild, a first load, or after the feed configuration changed): the order state,
-the profiles and the customer ids stream into a DuckDB scratch database on disk (Arrow batches
-over ADBC, no Python object per row), the same rules run there under a memory limit (DuckDB
-spills past it), new ids, ``pos`` and the block counts are computed there too, and the results
+the profiles and the customer ids stream into DuckDB (Arrow batches over ADBC, no Python object
+per row; in memory up to a limit, spilling to a scratch directory past it), the same rules run
+there, new ids, ``pos`` and the block counts are computed there too, and the results
 stream back in batches: new ids appended, a fresh customer table filled and swapped in for the
 old one, the block counts replaced. Memory stays bounded by the DuckDB limit and the batch size,
 whatever the size of the history.
@@ -178,20 +178,19 @@ _REBUILD_READS = {
 }
 
 _REBUILD_SQL = [
-    # New customers get the next ids of their feed, in order of registration (as incremental runs).
-    """CREATE TABLE new_ids AS
-       SELECT c.feed, c.email_norm,
-              coalesce(m.top, 0) + row_number() OVER (PARTITION BY c.feed ORDER BY c.registered_at, c.email_norm) AS id
-       FROM computed c
-       LEFT JOIN (SELECT feed, max(id) AS top FROM ids GROUP BY feed) m ON m.feed = c.feed
-       WHERE NOT EXISTS (SELECT 1 FROM ids k WHERE k.feed = c.feed AND k.email_norm = c.email_norm)""",
-    """CREATE TABLE published AS
-       SELECT c.feed, coalesce(k.id, n.id)::BIGINT AS id, c.email_norm AS email, c.first_name, c.last_name,
-              c.orders_count, c.total_spent_minor, c.currency, c.phone, c.registered_at, c.gender
+    # Every customer with its id: the one it has, or for a new customer the next of its feed, in
+    # order of registration (as incremental runs give them). One join to the ids, not two.
+    """CREATE TABLE assigned AS
+       SELECT c.*, k.id IS NULL AS is_new,
+              coalesce(k.id, coalesce(m.top, 0) + row_number() OVER (
+                  PARTITION BY c.feed, k.id IS NULL ORDER BY c.registered_at, c.email_norm))::BIGINT AS id
        FROM computed c
        LEFT JOIN ids k ON k.feed = c.feed AND k.email_norm = c.email_norm
-       LEFT JOIN new_ids n ON n.feed = c.feed AND n.email_norm = c.email_norm
-       WHERE c.accepts_marketing""",
+       LEFT JOIN (SELECT feed, max(id) AS top FROM ids GROUP BY feed) m ON m.feed = c.feed""",
+    """CREATE VIEW published AS
+       SELECT feed, id, email_norm AS email, first_name, last_name, orders_count, total_spent_minor, currency,
+              phone, registered_at, gender
+       FROM assigned WHERE accepts_marketing""",
 ]
 
 _PUBLISHED_ROWS = f"""
@@ -215,7 +214,9 @@ def _publish_full(cur: Cursor, wh: Warehouse, config: FeedConfig, run_id: str) -
     timings = {}
     clock = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="customer-feed-rebuild-") as scratch:
-        con = connect(memory_limit=REBUILD_MEMORY, temp_directory=scratch, database=f"{scratch}/rebuild.duckdb")
+        # In memory, spilling to `scratch` past the limit (a database file compresses and writes
+        # every block that comes in: 1.4 s per 1M orders instead of 0.35 s).
+        con = connect(memory_limit=REBUILD_MEMORY, temp_directory=scratch)
         try:
             # Reads come from committed rows on connections of their own; this transaction holds
             # the writers' lock, so nothing changes them until it commits.
@@ -237,7 +238,7 @@ def _publish_full(cur: Cursor, wh: Warehouse, config: FeedConfig, run_id: str) -
             # In primary-key order: on SQLite, which keeps its keys while rows arrive, the key on
             # emails then only ever appends (ids, in registration order, land at random in the
             # smaller key on ids, whose pages stay in the cache).
-            new_ids = "SELECT feed, email_norm, id FROM new_ids ORDER BY feed, email_norm"
+            new_ids = "SELECT feed, email_norm, id FROM assigned WHERE is_new ORDER BY feed, email_norm"
             # A first publish gives everyone an id: keys built after the rows, by one sort each.
             first = not con.execute("SELECT count(*) FROM ids").fetchone()[0]
             if first:
