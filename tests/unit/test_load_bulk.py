@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import duckdb
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -234,6 +235,35 @@ def test_a_rebuild_reads_the_same_state_streamed_or_through_the_cursor(warehouse
     monkeypatch.setattr(publish, "SMALL_STATE", 0)
     assert rebuilt() == through_cursor
     assert len(through_cursor[1]) == 2 * 3
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_rebuild_in_partitions_with_none_empty_or_many_gives_the_same_feed(warehouse, monkeypatch, streamed):
+    """The rebuild splits orders and profiles by a hash of the email into partitions written as
+    Parquet; a partition no email hashed to reads as empty. One partition or one per order: the
+    same feed, and every email counted once."""
+    config = make_config(_feed("a", giftpro=["3521"]), _feed("b", giftpro=["3521"]))
+    load_orders(warehouse, iter(parts()), [], "first")
+    if streamed:
+        monkeypatch.setattr(publish, "SMALL_STATE", 0)
+
+    def rebuilt(partition_orders):
+        monkeypatch.setattr(publish, "PARTITION_ORDERS", partition_orders)
+        summary = publish_customers(warehouse, config, "rebuild", full=True)
+        with warehouse.reader() as cur:
+            cur.execute("SELECT * FROM customers ORDER BY feed, id")
+            return summary, cur.fetchall()
+
+    whole, whole_rows = rebuilt(1_000_000)
+    # 3 orders in 3 partitions, one per order; the 3 emails hash to two of them (so one reads
+    # as empty).
+    emails = "('ann@example.com'), ('new@example.com'), ('cy@example.com')"
+    assert duckdb.sql(f"SELECT count(DISTINCT hash(e) % 3) FROM (VALUES {emails}) t(e)").fetchone() == (2,)
+    split, split_rows = rebuilt(1)
+    assert (whole["timings"]["partitions"], split["timings"]["partitions"]) == (1, 3)
+    assert split_rows == whole_rows and len(whole_rows) == 2 * 3
+    assert split["feeds"] == whole["feeds"]
+    assert split["recomputed_emails"] == whole["recomputed_emails"] == 3
 
 
 @given(
