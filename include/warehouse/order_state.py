@@ -234,8 +234,9 @@ def _load_into_empty(cur: Cursor, parts: Iterable[pa.Table], timings: dict) -> i
     """A first load, or a rebuild of every domain: nothing stored can be older than what comes,
     so no row needs looking up. The parts stream into DuckDB (in memory up to a limit, spilling to
     a scratch directory past it), which sorts them by key, each order's latest version first
-    (the order-state rule); the first row of each key is appended to the order state without its indexes (the
-    primary key too, where the dialect can add it back), which are then built once by sorting.
+    (the order-state rule); the first row of each key is appended to the order state without its
+    indexes (the primary key too, where the dialect can add it back), which are then built once
+    by sorting.
     Every email loaded goes on the work list. Memory holds one part and DuckDB's limit, whatever
     the size of the history. `timings` receives the seconds of each step."""
     clock = time.perf_counter()

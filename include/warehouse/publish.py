@@ -178,6 +178,15 @@ _REBUILD_READS = {
     "ids": ("feed VARCHAR, email_norm VARCHAR, id BIGINT", "SELECT feed, email_norm, id FROM customer_ids"),
 }
 
+# The reads split into partitions of the email key space.
+_PARTITIONED = ("all_orders", "all_profiles")
+
+
+def _declared(name: str) -> list[tuple[str, str]]:
+    """(column, type) of a rebuild read, as :data:`_REBUILD_READS` declares them."""
+    return [tuple(d.split()) for d in _REBUILD_READS[name][0].split(",")]
+
+
 _REBUILD_SQL = [
     # Every customer with its id: the one it has, or for a new customer the next of its feed, in
     # order of registration (as incremental runs give them). One join to the ids, not two.
@@ -296,7 +305,7 @@ def _read_state(cur: Cursor, wh: Warehouse, con, scratch: str) -> int:
                 names = [d[0] for d in cur.description]
                 streams[name] = pa.table([pa.array(values) for values in zip(*fetched)], names=names)
             con.register("incoming", streams[name])
-            typed = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in (d.split() for d in columns.split(",")))
+            typed = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in _declared(name))
             if name in _PARTITIONED:
                 con.execute(
                     f"COPY (SELECT {typed}, hash(email_norm) % {partitions} AS part FROM incoming)"
@@ -308,10 +317,6 @@ def _read_state(cur: Cursor, wh: Warehouse, con, scratch: str) -> int:
     return partitions
 
 
-# The reads split into partitions of the email key space.
-_PARTITIONED = ("all_orders", "all_profiles")
-
-
 def _run_rules(con, partitions: int, scratch: str) -> int:
     """The rules over the whole order state, one partition at a time (see :func:`_read_state`):
     each partition's aggregation fits in DuckDB's memory limit instead of spilling. Returns the
@@ -321,7 +326,7 @@ def _run_rules(con, partitions: int, scratch: str) -> int:
         for view, name in (("orders", "all_orders"), ("profiles", "all_profiles")):
             files = os.path.join(scratch, name, f"part={k}")
             rows = f"read_parquet('{files}/*.parquet')" if os.path.isdir(files) else name
-            columns = ", ".join(d.split()[0] for d in _REBUILD_READS[name][0].split(","))
+            columns = ", ".join(c for c, _ in _declared(name))
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {columns} FROM {rows}")
         con.execute(f"{'INSERT INTO computed' if k else 'CREATE TABLE computed AS'} SELECT * FROM ({CUSTOMERS_SQL})")
         recomputed += con.execute(
